@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod error;
 pub mod fingerprint;
 pub mod model;
+pub mod nonce;
 pub mod query;
 pub mod result_code;
 pub mod sign;

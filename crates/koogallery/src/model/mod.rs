@@ -44,12 +44,12 @@ pub fn decode_json<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, Err
 }
 
 /// Decodes V1 query (or form) parameters into `T` and validates it. Every value is text, as on
-/// the wire; a repeated name keeps its last value.
+/// the wire; a repeated name keeps its first value, as Java's `getParameter` does.
 pub fn decode_params<T: DeserializeOwned + Validate>(params: &[(String, String)]) -> Result<T, Error> {
-    let map: serde_json::Map<String, serde_json::Value> = params
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
+    let mut map = serde_json::Map::new();
+    for (k, v) in params {
+        map.entry(k.clone()).or_insert_with(|| serde_json::Value::String(v.clone()));
+    }
     let value: T = serde_path_to_error::deserialize(serde_json::Value::Object(map))
         .map_err(path_error)?;
     value.validate()?;

@@ -200,7 +200,7 @@ pub fn is_test(flag: Option<TestFlag>) -> bool {
 /// A value KooGallery sends either as a JSON object/array or as a JSON-encoded string of one
 /// (`productInfo`, `orgInfoList`). Decoding accepts both; `was_string` remembers which form
 /// arrived, and serialisation reproduces it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonOrString<T> {
     pub value: T,
     pub was_string: bool,

@@ -45,13 +45,16 @@ pub fn decode_json<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, Err
 
 /// Decodes V1 query (or form) parameters into `T` and validates it. Every value is text, as on
 /// the wire; a repeated name keeps its first value, as Java's `getParameter` does.
-pub fn decode_params<T: DeserializeOwned + Validate>(params: &[(String, String)]) -> Result<T, Error> {
+pub fn decode_params<T: DeserializeOwned + Validate>(
+    params: &[(String, String)],
+) -> Result<T, Error> {
     let mut map = serde_json::Map::new();
     for (k, v) in params {
-        map.entry(k.clone()).or_insert_with(|| serde_json::Value::String(v.clone()));
+        map.entry(k.clone())
+            .or_insert_with(|| serde_json::Value::String(v.clone()));
     }
-    let value: T = serde_path_to_error::deserialize(serde_json::Value::Object(map))
-        .map_err(path_error)?;
+    let value: T =
+        serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(path_error)?;
     value.validate()?;
     Ok(value)
 }
@@ -77,7 +80,11 @@ pub fn peek_activity(body: &[u8]) -> Result<String, Error> {
         activity: Option<String>,
     }
     let a: Activity = serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() { Error::Field(FieldError::invalid("activity", "must be a string")) } else { Error::Json(e.to_string()) }
+        if e.is_data() {
+            Error::Field(FieldError::invalid("activity", "must be a string"))
+        } else {
+            Error::Json(e.to_string())
+        }
     })?;
     match a.activity {
         Some(s) if !s.is_empty() => Ok(s),
@@ -113,14 +120,23 @@ pub fn max_len(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
 }
 
 /// One of the documented values.
-pub fn one_of(field: &str, value: &str, allowed: &'static [&'static str]) -> Result<(), FieldError> {
-    if allowed.contains(&value) { Ok(()) } else { Err(FieldError::not_allowed(field, allowed)) }
+pub fn one_of(
+    field: &str,
+    value: &str,
+    allowed: &'static [&'static str],
+) -> Result<(), FieldError> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(FieldError::not_allowed(field, allowed))
+    }
 }
 
 /// Validates each element of a list, reporting errors as `field[i].inner`.
 pub fn each<T: Validate>(field: &str, items: &[T]) -> Result<(), FieldError> {
     for (i, item) in items.iter().enumerate() {
-        item.validate().map_err(|e| e.nested(&format!("{field}[{i}]")))?;
+        item.validate()
+            .map_err(|e| e.nested(&format!("{field}[{i}]")))?;
     }
     Ok(())
 }
@@ -135,15 +151,27 @@ pub struct TestFlag {
 }
 
 impl TestFlag {
-    pub const REAL: TestFlag = TestFlag { test: false, numeric: false };
-    pub const TEST: TestFlag = TestFlag { test: true, numeric: false };
+    pub const REAL: TestFlag = TestFlag {
+        test: false,
+        numeric: false,
+    };
+    pub const TEST: TestFlag = TestFlag {
+        test: true,
+        numeric: false,
+    };
 
     pub const fn new(test: bool) -> Self {
-        Self { test, numeric: false }
+        Self {
+            test,
+            numeric: false,
+        }
     }
     /// The same flag, serialised as a JSON number (kit and V1 POST bodies).
     pub const fn numeric(self) -> Self {
-        Self { numeric: true, ..self }
+        Self {
+            numeric: true,
+            ..self
+        }
     }
     pub const fn is_test(self) -> bool {
         self.test
@@ -208,7 +236,10 @@ pub struct JsonOrString<T> {
 
 impl<T> JsonOrString<T> {
     pub fn new(value: T) -> Self {
-        Self { value, was_string: false }
+        Self {
+            value,
+            was_string: false,
+        }
     }
 }
 
@@ -217,10 +248,16 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for JsonOrString<T> {
         let raw = serde_json::Value::deserialize(d)?;
         match raw {
             serde_json::Value::String(s) => serde_json::from_str(&s)
-                .map(|value| Self { value, was_string: true })
+                .map(|value| Self {
+                    value,
+                    was_string: true,
+                })
                 .map_err(|e| serde::de::Error::custom(format!("embedded JSON is invalid: {e}"))),
             other => serde_json::from_value(other)
-                .map(|value| Self { value, was_string: false })
+                .map(|value| Self {
+                    value,
+                    was_string: false,
+                })
                 .map_err(serde::de::Error::custom),
         }
     }
@@ -293,10 +330,16 @@ pub struct ResultEnvelope {
 
 impl ResultEnvelope {
     pub fn new(code: crate::ResultCode) -> Self {
-        Self { result_code: code.code().to_owned(), result_msg: Some(code.message().to_owned()) }
+        Self {
+            result_code: code.code().to_owned(),
+            result_msg: Some(code.message().to_owned()),
+        }
     }
     pub fn with_msg(code: crate::ResultCode, msg: impl Into<String>) -> Self {
-        Self { result_code: code.code().to_owned(), result_msg: Some(msg.into()) }
+        Self {
+            result_code: code.code().to_owned(),
+            result_msg: Some(msg.into()),
+        }
     }
 }
 
@@ -340,10 +383,19 @@ mod tests {
     #[test]
     fn type_errors_name_the_field_and_syntax_errors_say_json() {
         let e = decode_json::<Sample>(br#"{"orderId":5}"#).unwrap_err();
-        assert!(matches!(&e, Error::Field(f) if f.field == "orderId"), "{e:?}");
-        assert!(matches!(decode_json::<Sample>(b"{\"orderId\":"), Err(Error::Json(_))));
+        assert!(
+            matches!(&e, Error::Field(f) if f.field == "orderId"),
+            "{e:?}"
+        );
+        assert!(matches!(
+            decode_json::<Sample>(b"{\"orderId\":"),
+            Err(Error::Json(_))
+        ));
         assert!(matches!(decode_json::<Sample>(b"[1]"), Err(Error::Json(_))));
-        assert!(matches!(decode_json::<Sample>(br#"{"orderId":"a"} x"#), Err(Error::Json(_))));
+        assert!(matches!(
+            decode_json::<Sample>(br#"{"orderId":"a"} x"#),
+            Err(Error::Json(_))
+        ));
     }
 
     #[test]
@@ -362,7 +414,10 @@ mod tests {
         let e = decode_json::<Sample>(br#"{"orderId":"a","testFlag":"2"}"#).unwrap_err();
         assert!(e.to_string().starts_with("testFlag"), "{e}");
         assert_eq!(serde_json::to_string(&TestFlag::TEST).unwrap(), "\"1\"");
-        assert_eq!(serde_json::to_string(&TestFlag::TEST.numeric()).unwrap(), "1");
+        assert_eq!(
+            serde_json::to_string(&TestFlag::TEST.numeric()).unwrap(),
+            "1"
+        );
     }
 
     #[test]
@@ -386,7 +441,10 @@ mod tests {
 
     #[test]
     fn params_decode_as_text() {
-        let params = vec![("orderId".to_owned(), "abc".to_owned()), ("testFlag".to_owned(), "1".to_owned())];
+        let params = vec![
+            ("orderId".to_owned(), "abc".to_owned()),
+            ("testFlag".to_owned(), "1".to_owned()),
+        ];
         let s: Sample = decode_params(&params).unwrap();
         assert_eq!(s.order_id, "abc");
         assert!(is_test(s.test_flag));
@@ -394,9 +452,15 @@ mod tests {
 
     #[test]
     fn peek_activity_reads_only_activity() {
-        assert_eq!(peek_activity(br#"{"x":[1,{"y":null}],"activity":"newInstance"}"#).unwrap(), "newInstance");
+        assert_eq!(
+            peek_activity(br#"{"x":[1,{"y":null}],"activity":"newInstance"}"#).unwrap(),
+            "newInstance"
+        );
         assert!(matches!(peek_activity(br#"{"x":1}"#), Err(Error::Field(_))));
-        assert!(matches!(peek_activity(br#"{"activity":5}"#), Err(Error::Field(_))));
+        assert!(matches!(
+            peek_activity(br#"{"activity":5}"#),
+            Err(Error::Field(_))
+        ));
         assert!(matches!(peek_activity(b"not json"), Err(Error::Json(_))));
     }
 }

@@ -38,7 +38,11 @@ pub enum CanonicalError {
 /// Returns the canonical form of a JSON object body.
 pub fn canonicalize(body: &[u8]) -> Result<String, CanonicalError> {
     let text = std::str::from_utf8(body).map_err(|_| CanonicalError::NotUtf8)?;
-    let mut p = Parser { s: text.as_bytes(), text, i: 0 };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        text,
+        i: 0,
+    };
     p.ws();
     let value = p.value(0)?;
     p.ws();
@@ -207,7 +211,10 @@ impl<'a> Parser<'a> {
     }
 
     fn hex4(&mut self) -> Result<u32, CanonicalError> {
-        let h = self.s.get(self.i..self.i + 4).ok_or(CanonicalError::Syntax(self.i))?;
+        let h = self
+            .s
+            .get(self.i..self.i + 4)
+            .ok_or(CanonicalError::Syntax(self.i))?;
         let h = std::str::from_utf8(h).map_err(|_| CanonicalError::Syntax(self.i))?;
         let v = u32::from_str_radix(h, 16).map_err(|_| CanonicalError::Syntax(self.i))?;
         if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -234,7 +241,9 @@ impl<'a> Parser<'a> {
         }
         let mut out = String::from(&self.text[start..self.i]);
         loop {
-            let Some(&b) = self.s.get(self.i) else { return self.err() };
+            let Some(&b) = self.s.get(self.i) else {
+                return self.err();
+            };
             match b {
                 b'"' => {
                     self.i += 1;
@@ -243,7 +252,9 @@ impl<'a> Parser<'a> {
                 0..=0x1f => return self.err(),
                 b'\\' => {
                     self.i += 1;
-                    let Some(&e) = self.s.get(self.i) else { return self.err() };
+                    let Some(&e) = self.s.get(self.i) else {
+                        return self.err();
+                    };
                     self.i += 1;
                     match e {
                         b'"' => out.push('"'),
@@ -369,7 +380,11 @@ fn write_jackson_string(out: &mut String, s: &str) {
 pub struct AsciiFormatter;
 
 impl serde_json::ser::Formatter for AsciiFormatter {
-    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
         let mut plain_from = 0;
         for (i, c) in fragment.char_indices() {
             if c.is_ascii() {
@@ -405,7 +420,10 @@ mod tests {
 
     #[test]
     fn sorts_top_level_only_and_drops_top_level_nulls() {
-        assert_eq!(canon(r#"{"b":"2","a":"1","c":null,"d":""}"#), r#"{"a":"1","b":"2","d":""}"#);
+        assert_eq!(
+            canon(r#"{"b":"2","a":"1","c":null,"d":""}"#),
+            r#"{"a":"1","b":"2","d":""}"#
+        );
         assert_eq!(
             canon(r#"{ "z" : {"y":1,"x":null} , "a":[3, 2,1] }"#),
             r#"{"a":[3,2,1],"z":{"y":1,"x":null}}"#
@@ -416,42 +434,78 @@ mod tests {
     #[test]
     fn duplicate_keys_last_value_wins() {
         assert_eq!(canon(r#"{"a":1,"b":2,"a":3}"#), r#"{"a":3,"b":2}"#);
-        assert_eq!(canon(r#"{"n":{"x":1,"y":2,"x":3}}"#), r#"{"n":{"x":3,"y":2}}"#);
+        assert_eq!(
+            canon(r#"{"n":{"x":1,"y":2,"x":3}}"#),
+            r#"{"n":{"x":3,"y":2}}"#
+        );
         assert_eq!(canon(r#"{"a":1,"a":null}"#), "{}");
     }
 
     #[test]
     fn escapes_like_jackson() {
-        assert_eq!(canon(r#"{"s":"\/\u0041\b\f\u007f\u2028"}"#), "{\"s\":\"/A\\b\\f\u{7f}\u{2028}\"}");
+        assert_eq!(
+            canon(r#"{"s":"\/\u0041\b\f\u007f\u2028"}"#),
+            "{\"s\":\"/A\\b\\f\u{7f}\u{2028}\"}"
+        );
         assert_eq!(canon(r#"{"s":"\u0000\u001f"}"#), r#"{"s":"\u0000\u001F"}"#);
     }
 
     #[test]
     fn rejects_invalid_json() {
         for bad in [
-            "", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "{\"a\":01}", "{\"a\":1.}",
-            "{\"a\":-}", "{\"a\":\"\\x\"}", "{\"a\":\"\\ud800\"}", "{\"a\":\"\\udc00\"}",
-            "{\"a\":\"\u{1}\"}", "{\"a\":tru}", "{} x", "{\"a\":\"\\u12G4\"}", "{'a':1}",
+            "",
+            "{",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "[1,]",
+            "{\"a\":01}",
+            "{\"a\":1.}",
+            "{\"a\":-}",
+            "{\"a\":\"\\x\"}",
+            "{\"a\":\"\\ud800\"}",
+            "{\"a\":\"\\udc00\"}",
+            "{\"a\":\"\u{1}\"}",
+            "{\"a\":tru}",
+            "{} x",
+            "{\"a\":\"\\u12G4\"}",
+            "{'a':1}",
         ] {
-            assert!(matches!(canonicalize(bad.as_bytes()), Err(CanonicalError::Syntax(_))), "{bad:?}");
+            assert!(
+                matches!(canonicalize(bad.as_bytes()), Err(CanonicalError::Syntax(_))),
+                "{bad:?}"
+            );
         }
         assert_eq!(canonicalize(b"[1]"), Err(CanonicalError::NotAnObject));
         assert_eq!(canonicalize(b"\"s\""), Err(CanonicalError::NotAnObject));
-        assert_eq!(canonicalize(b"{\"a\":\"\xff\"}"), Err(CanonicalError::NotUtf8));
-        let deep = format!("{{\"a\":{}{}}}", "[".repeat(MAX_DEPTH + 5), "]".repeat(MAX_DEPTH + 5));
+        assert_eq!(
+            canonicalize(b"{\"a\":\"\xff\"}"),
+            Err(CanonicalError::NotUtf8)
+        );
+        let deep = format!(
+            "{{\"a\":{}{}}}",
+            "[".repeat(MAX_DEPTH + 5),
+            "]".repeat(MAX_DEPTH + 5)
+        );
         assert_eq!(canonicalize(deep.as_bytes()), Err(CanonicalError::TooDeep));
     }
 
     #[test]
     fn numbers_keep_their_tokens() {
-        assert_eq!(canon(r#"{"a":1.50,"b":-0,"c":1e10,"d":2E-3}"#), r#"{"a":1.50,"b":-0,"c":1e10,"d":2E-3}"#);
+        assert_eq!(
+            canon(r#"{"a":1.50,"b":-0,"c":1e10,"d":2E-3}"#),
+            r#"{"a":1.50,"b":-0,"c":1e10,"d":2E-3}"#
+        );
     }
 
     #[test]
     fn ascii_formatter_escapes_non_ascii_only() {
         let v = serde_json::json!({"memo": "中文 😀 ok/done", "q": "\"\n"});
         let out = String::from_utf8(to_ascii_json(&v).unwrap()).unwrap();
-        assert_eq!(out, r#"{"memo":"\u4e2d\u6587 \ud83d\ude00 ok/done","q":"\"\n"}"#);
+        assert_eq!(
+            out,
+            r#"{"memo":"\u4e2d\u6587 \ud83d\ude00 ok/done","q":"\"\n"}"#
+        );
         let back: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(back, v);
     }

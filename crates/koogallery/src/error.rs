@@ -89,16 +89,28 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn missing(field: impl Into<String>) -> Self {
-        Self { field: field.into(), problem: FieldProblem::Missing }
+        Self {
+            field: field.into(),
+            problem: FieldProblem::Missing,
+        }
     }
     pub fn too_long(field: impl Into<String>, max: usize) -> Self {
-        Self { field: field.into(), problem: FieldProblem::TooLong { max } }
+        Self {
+            field: field.into(),
+            problem: FieldProblem::TooLong { max },
+        }
     }
     pub fn not_allowed(field: impl Into<String>, allowed: &'static [&'static str]) -> Self {
-        Self { field: field.into(), problem: FieldProblem::NotAllowed { allowed } }
+        Self {
+            field: field.into(),
+            problem: FieldProblem::NotAllowed { allowed },
+        }
     }
     pub fn invalid(field: impl Into<String>, why: impl Into<String>) -> Self {
-        Self { field: field.into(), problem: FieldProblem::Invalid(why.into()) }
+        Self {
+            field: field.into(),
+            problem: FieldProblem::Invalid(why.into()),
+        }
     }
     /// The same problem, reported under `prefix.field` (for nested structures).
     pub fn nested(mut self, prefix: &str) -> Self {
@@ -203,24 +215,49 @@ mod tests {
 
     #[test]
     fn auth_errors_map_to_documented_codes() {
-        assert_eq!(AuthError::MissingTimestamp("timestamp").result_code(), ResultCode::InvalidParam);
         assert_eq!(
-            AuthError::StaleTimestamp { skew_ms: -61_000, window_ms: 60_000 }.result_code(),
+            AuthError::MissingTimestamp("timestamp").result_code(),
             ResultCode::InvalidParam
         );
-        assert_eq!(AuthError::MissingNonce("nonce").result_code(), ResultCode::InvalidParam);
-        assert_eq!(AuthError::MissingSignature("signature").result_code(), ResultCode::AuthFailed);
-        assert_eq!(AuthError::SignatureMismatch.result_code(), ResultCode::AuthFailed);
-        assert_eq!(AuthError::ReplayedNonce.result_code(), ResultCode::InvalidParam);
+        assert_eq!(
+            AuthError::StaleTimestamp {
+                skew_ms: -61_000,
+                window_ms: 60_000
+            }
+            .result_code(),
+            ResultCode::InvalidParam
+        );
+        assert_eq!(
+            AuthError::MissingNonce("nonce").result_code(),
+            ResultCode::InvalidParam
+        );
+        assert_eq!(
+            AuthError::MissingSignature("signature").result_code(),
+            ResultCode::AuthFailed
+        );
+        assert_eq!(
+            AuthError::SignatureMismatch.result_code(),
+            ResultCode::AuthFailed
+        );
+        assert_eq!(
+            AuthError::ReplayedNonce.result_code(),
+            ResultCode::InvalidParam
+        );
     }
 
     #[test]
     fn field_errors_name_the_field() {
         let e = Error::from(FieldError::too_long("orderId", 64));
         assert_eq!(e.result_code(), ResultCode::InvalidParam);
-        assert_eq!(e.result_msg(), "param is invalid: orderId is longer than 64 characters");
+        assert_eq!(
+            e.result_msg(),
+            "param is invalid: orderId is longer than 64 characters"
+        );
         let nested = FieldError::missing("skuCode").nested("productInfo");
         assert_eq!(nested.to_string(), "productInfo.skuCode is required");
-        assert_eq!(FieldError::missing("[1].name").nested("extendParams").field, "extendParams[1].name");
+        assert_eq!(
+            FieldError::missing("[1].name").nested("extendParams").field,
+            "extendParams[1].name"
+        );
     }
 }

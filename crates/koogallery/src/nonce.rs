@@ -14,7 +14,11 @@ pub struct NonceWindow {
 
 impl NonceWindow {
     pub fn new(ttl_ms: u64) -> Self {
-        Self { ttl_ms: i64::try_from(ttl_ms).unwrap_or(i64::MAX), expires: HashMap::new(), order: VecDeque::new() }
+        Self {
+            ttl_ms: i64::try_from(ttl_ms).unwrap_or(i64::MAX),
+            expires: HashMap::new(),
+            order: VecDeque::new(),
+        }
     }
 
     /// Records `nonce` under `scope` (the key type) at `now_ms`. Returns `false` if it is still

@@ -34,7 +34,10 @@ pub fn restore_plus(value: &str) -> String {
 
 /// The first value of `name`, as Java's `getParameter` returns it.
 pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Encodes pairs as a query string (`application/x-www-form-urlencoded`), for building requests.
@@ -60,7 +63,10 @@ mod tests {
 
     #[test]
     fn encode_then_decode_round_trips() {
-        let pairs = vec![("a".to_owned(), "x y+z/=&中".to_owned()), ("b".to_owned(), String::new())];
+        let pairs = vec![
+            ("a".to_owned(), "x y+z/=&中".to_owned()),
+            ("b".to_owned(), String::new()),
+        ];
         assert_eq!(decode_query_with(&encode_query(&pairs), &[]), pairs);
     }
 

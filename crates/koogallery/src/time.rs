@@ -52,8 +52,15 @@ pub fn check_window(ts_ms: i64, now_ms: i64, window_ms: u64) -> Result<(), AuthE
 }
 
 /// Parses a request timestamp named `field` and checks it against the window.
-pub fn check_fresh(field: &'static str, value: Option<&str>, now_ms: i64, window_ms: u64) -> Result<i64, AuthError> {
-    let value = value.filter(|v| !v.is_empty()).ok_or(AuthError::MissingTimestamp(field))?;
+pub fn check_fresh(
+    field: &'static str,
+    value: Option<&str>,
+    now_ms: i64,
+    window_ms: u64,
+) -> Result<i64, AuthError> {
+    let value = value
+        .filter(|v| !v.is_empty())
+        .ok_or(AuthError::MissingTimestamp(field))?;
     let ts = parse_epoch_millis(value).map_err(|_| AuthError::MalformedTimestamp(field))?;
     check_window(ts, now_ms, window_ms)?;
     Ok(ts)
@@ -70,7 +77,12 @@ pub fn from_epoch_millis(ms: i64) -> Option<OffsetDateTime> {
 }
 
 /// Reads `yyyyMMddHHmmss` plus optional `SSS` from fixed-width digits.
-fn parse_digits(s: &str, offset: UtcOffset, allow14: bool, allow17: bool) -> Result<OffsetDateTime, TimeError> {
+fn parse_digits(
+    s: &str,
+    offset: UtcOffset,
+    allow14: bool,
+    allow17: bool,
+) -> Result<OffsetDateTime, TimeError> {
     let expected = match (allow14, allow17) {
         (true, true) => "14 or 17",
         (true, false) => "14",
@@ -84,23 +96,51 @@ fn parse_digits(s: &str, offset: UtcOffset, allow14: bool, allow17: bool) -> Res
     }
     let ok_len = (allow14 && s.len() == 14) || (allow17 && s.len() == 17);
     if !ok_len {
-        return Err(TimeError::BadLength { got: s.len(), expected });
+        return Err(TimeError::BadLength {
+            got: s.len(),
+            expected,
+        });
     }
     let n = |from: usize, to: usize| -> u32 {
-        s.as_bytes()[from..to].iter().fold(0, |acc, b| acc * 10 + u32::from(b - b'0'))
+        s.as_bytes()[from..to]
+            .iter()
+            .fold(0, |acc, b| acc * 10 + u32::from(b - b'0'))
     };
     let millis = if s.len() == 17 { n(14, 17) } else { 0 };
-    build(n(0, 4), n(4, 6), n(6, 8), n(8, 10), n(10, 12), n(12, 14), millis, offset)
+    build(
+        n(0, 4),
+        n(4, 6),
+        n(6, 8),
+        n(8, 10),
+        n(10, 12),
+        n(12, 14),
+        millis,
+        offset,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
-fn build(year: u32, month: u32, day: u32, h: u32, m: u32, s: u32, ms: u32, offset: UtcOffset) -> Result<OffsetDateTime, TimeError> {
-    let month = u8::try_from(month).ok().and_then(|m| Month::try_from(m).ok()).ok_or(TimeError::OutOfRange)?;
+fn build(
+    year: u32,
+    month: u32,
+    day: u32,
+    h: u32,
+    m: u32,
+    s: u32,
+    ms: u32,
+    offset: UtcOffset,
+) -> Result<OffsetDateTime, TimeError> {
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|m| Month::try_from(m).ok())
+        .ok_or(TimeError::OutOfRange)?;
     let year = i32::try_from(year).map_err(|_| TimeError::OutOfRange)?;
     let small = |v: u32| u8::try_from(v).map_err(|_| TimeError::OutOfRange);
-    let date = Date::from_calendar_date(year, month, small(day)?).map_err(|_| TimeError::OutOfRange)?;
+    let date =
+        Date::from_calendar_date(year, month, small(day)?).map_err(|_| TimeError::OutOfRange)?;
     let ms = u16::try_from(ms).map_err(|_| TimeError::OutOfRange)?;
-    let time = Time::from_hms_milli(small(h)?, small(m)?, small(s)?, ms).map_err(|_| TimeError::OutOfRange)?;
+    let time = Time::from_hms_milli(small(h)?, small(m)?, small(s)?, ms)
+        .map_err(|_| TimeError::OutOfRange)?;
     Ok(PrimitiveDateTime::new(date, time).assume_offset(offset))
 }
 
@@ -159,7 +199,10 @@ pub fn parse_sdk_date(s: &str) -> Result<OffsetDateTime, TimeError> {
         return Err(TimeError::Empty);
     }
     if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return Err(TimeError::BadLength { got: s.len(), expected: "16 (yyyyMMddTHHmmssZ)" });
+        return Err(TimeError::BadLength {
+            got: s.len(),
+            expected: "16 (yyyyMMddTHHmmssZ)",
+        });
     }
     let digits = format!("{}{}", &s[..8], &s[9..15]);
     parse_digits(&digits, UtcOffset::UTC, true, false)
@@ -179,7 +222,10 @@ pub fn parse_license_datetime(s: &str) -> Result<OffsetDateTime, TimeError> {
         return Err(TimeError::Empty);
     }
     if s.len() < 19 || !s.is_char_boundary(19) {
-        return Err(TimeError::BadLength { got: s.len(), expected: "19 or more (yyyy-MM-dd HH:mm:ss)" });
+        return Err(TimeError::BadLength {
+            got: s.len(),
+            expected: "19 or more (yyyy-MM-dd HH:mm:ss)",
+        });
     }
     let (main, zone) = s.split_at(19);
     let zone = zone.trim();
@@ -201,7 +247,15 @@ pub fn parse_license_datetime(s: &str) -> Result<OffsetDateTime, TimeError> {
 /// Formats as `yyyy-MM-dd HH:mm:ss z`, the documented example form.
 pub fn format_license_datetime(t: OffsetDateTime) -> String {
     let d = format_digits(t, UtcOffset::UTC, false);
-    format!("{}-{}-{} {}:{}:{} z", &d[..4], &d[4..6], &d[6..8], &d[8..10], &d[10..12], &d[12..14])
+    format!(
+        "{}-{}-{} {}:{}:{} z",
+        &d[..4],
+        &d[4..6],
+        &d[6..8],
+        &d[8..10],
+        &d[10..12],
+        &d[12..14]
+    )
 }
 
 #[cfg(test)]
@@ -213,10 +267,22 @@ mod tests {
         assert_eq!(parse_epoch_millis("1680508066618"), Ok(1_680_508_066_618));
         assert_eq!(parse_epoch_millis("1680508060"), Ok(1_680_508_060_000));
         assert_eq!(parse_epoch_millis(""), Err(TimeError::Empty));
-        assert_eq!(parse_epoch_millis("1680508066618.0"), Err(TimeError::NotDigits));
-        assert_eq!(parse_epoch_millis("-1680508066618"), Err(TimeError::NotDigits));
-        assert_eq!(parse_epoch_millis(" 1680508066618"), Err(TimeError::NotDigits));
-        assert_eq!(parse_epoch_millis("99999999999999999999"), Err(TimeError::OutOfRange));
+        assert_eq!(
+            parse_epoch_millis("1680508066618.0"),
+            Err(TimeError::NotDigits)
+        );
+        assert_eq!(
+            parse_epoch_millis("-1680508066618"),
+            Err(TimeError::NotDigits)
+        );
+        assert_eq!(
+            parse_epoch_millis(" 1680508066618"),
+            Err(TimeError::NotDigits)
+        );
+        assert_eq!(
+            parse_epoch_millis("99999999999999999999"),
+            Err(TimeError::OutOfRange)
+        );
     }
 
     #[test]
@@ -226,12 +292,21 @@ mod tests {
         assert!(check_window(now + 60_000, now, 60_000).is_ok());
         assert_eq!(
             check_window(now - 60_001, now, 60_000),
-            Err(AuthError::StaleTimestamp { skew_ms: -60_001, window_ms: 60_000 })
+            Err(AuthError::StaleTimestamp {
+                skew_ms: -60_001,
+                window_ms: 60_000
+            })
         );
         assert!(check_window(now + 61_000, now, 60_000).is_err());
         assert!(check_window(i64::MIN, i64::MAX, 60_000).is_err());
-        assert_eq!(check_fresh("timestamp", None, now, 1), Err(AuthError::MissingTimestamp("timestamp")));
-        assert_eq!(check_fresh("timestamp", Some("x"), now, 1), Err(AuthError::MalformedTimestamp("timestamp")));
+        assert_eq!(
+            check_fresh("timestamp", None, now, 1),
+            Err(AuthError::MissingTimestamp("timestamp"))
+        );
+        assert_eq!(
+            check_fresh("timestamp", Some("x"), now, 1),
+            Err(AuthError::MalformedTimestamp("timestamp"))
+        );
     }
 
     #[test]
@@ -243,9 +318,18 @@ mod tests {
         let k = parse_kit_timestamp("20220413093539534").unwrap();
         assert_eq!(format_millis17(k), "20220413013539534");
         assert_eq!(format_kit_timestamp(k), "20220413093539534");
-        assert!(matches!(parse_millis17("2017072502511340"), Err(TimeError::BadLength { .. })));
-        assert_eq!(parse_millis17("20171325025113409"), Err(TimeError::OutOfRange));
-        assert_eq!(parse_millis17("20170230025113409"), Err(TimeError::OutOfRange));
+        assert!(matches!(
+            parse_millis17("2017072502511340"),
+            Err(TimeError::BadLength { .. })
+        ));
+        assert_eq!(
+            parse_millis17("20171325025113409"),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(
+            parse_millis17("20170230025113409"),
+            Err(TimeError::OutOfRange)
+        );
     }
 
     #[test]
@@ -255,7 +339,10 @@ mod tests {
         assert_eq!(epoch_millis(b) - epoch_millis(a), 256);
         assert_eq!(format_expire_time(b), "20221124023618");
         assert!(parse_expire_time("2022112402361").is_err());
-        assert_eq!(parse_expire_time("20221124246000"), Err(TimeError::OutOfRange));
+        assert_eq!(
+            parse_expire_time("20221124246000"),
+            Err(TimeError::OutOfRange)
+        );
     }
 
     #[test]

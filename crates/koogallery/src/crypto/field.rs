@@ -72,13 +72,18 @@ pub struct FieldCipher {
 
 impl std::fmt::Debug for FieldCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FieldCipher").field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("FieldCipher")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }
 
 impl FieldCipher {
     pub fn new(access_key: &str, size: KeySize) -> Self {
-        Self { key: aes_key(access_key, size.key_bytes()), size }
+        Self {
+            key: aes_key(access_key, size.key_bytes()),
+            size,
+        }
     }
 
     pub const fn key_size(&self) -> KeySize {
@@ -92,7 +97,11 @@ impl FieldCipher {
 
     /// Encrypts with a fresh IV of 16 characters drawn from `[A-Za-z0-9]` by the OS CSPRNG.
     pub fn encrypt(&self, plaintext: &str) -> String {
-        let iv: String = rand::rngs::OsRng.sample_iter(rand::distributions::Alphanumeric).take(IV_LEN).map(char::from).collect();
+        let iv: String = rand::rngs::OsRng
+            .sample_iter(rand::distributions::Alphanumeric)
+            .take(IV_LEN)
+            .map(char::from)
+            .collect();
         // The IV is 16 ASCII characters by construction.
         self.encrypt_with_iv(plaintext, &iv).unwrap_or_default()
     }
@@ -165,13 +174,27 @@ mod tests {
     #[test]
     fn every_failure_is_specific() {
         let c = FieldCipher::new("my-access-key", KeySize::Aes256);
-        let good = c.encrypt_with_iv("admin@example.com", "abcdEFGH12345678").unwrap();
+        let good = c
+            .encrypt_with_iv("admin@example.com", "abcdEFGH12345678")
+            .unwrap();
         assert_eq!(c.decrypt("abcdEFGH12345678"), Err(CryptoError::TooShort));
         assert_eq!(c.decrypt("short"), Err(CryptoError::TooShort));
-        assert_eq!(c.decrypt("abcdEFGH12345678!!!!"), Err(CryptoError::BadBase64));
-        assert_eq!(c.decrypt("abcdEFGH12345678AAAA"), Err(CryptoError::BadCiphertextLength));
-        assert_eq!(c.decrypt("中bcdEFGH12345678AAAAAAAAAAAAAAAAAAAAAA=="), Err(CryptoError::BadIv));
-        assert_eq!(c.decrypt("abcdEFGH1234567中AAAAAAAAAAAAAAAAAAAAAA=="), Err(CryptoError::BadIv));
+        assert_eq!(
+            c.decrypt("abcdEFGH12345678!!!!"),
+            Err(CryptoError::BadBase64)
+        );
+        assert_eq!(
+            c.decrypt("abcdEFGH12345678AAAA"),
+            Err(CryptoError::BadCiphertextLength)
+        );
+        assert_eq!(
+            c.decrypt("中bcdEFGH12345678AAAAAAAAAAAAAAAAAAAAAA=="),
+            Err(CryptoError::BadIv)
+        );
+        assert_eq!(
+            c.decrypt("abcdEFGH1234567中AAAAAAAAAAAAAAAAAAAAAA=="),
+            Err(CryptoError::BadIv)
+        );
         // Flipping the last ciphertext byte breaks the padding.
         let mut raw = BASE64.decode(&good[16..]).unwrap();
         let last = raw.len() - 1;
@@ -179,7 +202,10 @@ mod tests {
         let tampered = format!("abcdEFGH12345678{}", BASE64.encode(&raw));
         assert_eq!(c.decrypt(&tampered), Err(CryptoError::BadPadding));
         assert_eq!(c.encrypt_with_iv("x", "short"), Err(CryptoError::BadIv));
-        assert_eq!(c.encrypt_with_iv("x", "abcdEFGH1234567中"), Err(CryptoError::BadIv));
+        assert_eq!(
+            c.encrypt_with_iv("x", "abcdEFGH1234567中"),
+            Err(CryptoError::BadIv)
+        );
     }
 
     #[test]

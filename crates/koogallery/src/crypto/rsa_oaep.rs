@@ -28,7 +28,11 @@ pub enum OaepParams {
 }
 
 impl OaepParams {
-    pub const ALL: [OaepParams; 3] = [Self::Sha256Mgf1Sha256, Self::Sha256Mgf1Sha1, Self::Sha1Mgf1Sha1];
+    pub const ALL: [OaepParams; 3] = [
+        Self::Sha256Mgf1Sha256,
+        Self::Sha256Mgf1Sha1,
+        Self::Sha1Mgf1Sha1,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -56,27 +60,43 @@ pub fn private_key_from_pem(pem: &str) -> Result<RsaPrivateKey, CryptoError> {
 
 /// A private key as PKCS#8 PEM (for storing a generated key).
 pub fn private_key_to_pem(key: &RsaPrivateKey) -> Result<String, CryptoError> {
-    Ok(key.to_pkcs8_pem(LineEnding::LF).map_err(|e| CryptoError::RsaKey(e.to_string()))?.to_string())
+    Ok(key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| CryptoError::RsaKey(e.to_string()))?
+        .to_string())
 }
 
 /// The public key as SPKI PEM, the form uploaded to the seller console.
 pub fn public_key_pem(key: &RsaPrivateKey) -> Result<String, CryptoError> {
-    RsaPublicKey::from(key).to_public_key_pem(LineEnding::LF).map_err(|e| CryptoError::RsaKey(e.to_string()))
+    RsaPublicKey::from(key)
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| CryptoError::RsaKey(e.to_string()))
 }
 
 /// Decrypts a Base64 `clientSecret`, returning the plaintext and the parameter set that worked.
-pub fn decrypt_client_secret(key: &RsaPrivateKey, value: &str) -> Result<(String, OaepParams), CryptoError> {
-    let ct = BASE64.decode(value.trim().replace(' ', "+")).map_err(|_| CryptoError::BadBase64)?;
+pub fn decrypt_client_secret(
+    key: &RsaPrivateKey,
+    value: &str,
+) -> Result<(String, OaepParams), CryptoError> {
+    let ct = BASE64
+        .decode(value.trim().replace(' ', "+"))
+        .map_err(|_| CryptoError::BadBase64)?;
     for params in OaepParams::ALL {
         if let Ok(pt) = key.decrypt(params.padding(), &ct) {
-            return String::from_utf8(pt).map(|s| (s, params)).map_err(|_| CryptoError::NotUtf8);
+            return String::from_utf8(pt)
+                .map(|s| (s, params))
+                .map_err(|_| CryptoError::NotUtf8);
         }
     }
     Err(CryptoError::OaepNoMatch)
 }
 
 /// Encrypts a secret as KooGallery would (for the emulator and tests).
-pub fn encrypt_client_secret(key: &RsaPublicKey, secret: &str, params: OaepParams) -> Result<String, CryptoError> {
+pub fn encrypt_client_secret(
+    key: &RsaPublicKey,
+    secret: &str,
+    params: OaepParams,
+) -> Result<String, CryptoError> {
     let ct = key
         .encrypt(&mut rand::rngs::OsRng, params.padding(), secret.as_bytes())
         .map_err(|e| CryptoError::RsaKey(e.to_string()))?;

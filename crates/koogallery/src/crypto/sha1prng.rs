@@ -17,7 +17,11 @@ pub struct Sha1Prng {
 impl Sha1Prng {
     /// A fresh generator after `setSeed(seed)`.
     pub fn new(seed: &[u8]) -> Self {
-        Self { state: Sha1::digest(seed).into(), buffered: [0; 20], used: 20 }
+        Self {
+            state: Sha1::digest(seed).into(),
+            buffered: [0; 20],
+            used: 20,
+        }
     }
 
     /// Fills `out` with the next bytes of the stream.

@@ -55,8 +55,12 @@ pub(crate) fn decode_hex_sig(value: &str, field: &'static str) -> Result<[u8; 32
 
 /// Decodes a received Base64 signature into 32 bytes.
 pub(crate) fn decode_b64_sig(value: &str, field: &'static str) -> Result<[u8; 32], AuthError> {
-    let bytes = BASE64.decode(value).map_err(|_| AuthError::MalformedSignature(field))?;
-    bytes.try_into().map_err(|_| AuthError::MalformedSignature(field))
+    let bytes = BASE64
+        .decode(value)
+        .map_err(|_| AuthError::MalformedSignature(field))?;
+    bytes
+        .try_into()
+        .map_err(|_| AuthError::MalformedSignature(field))
 }
 
 pub(crate) fn base64(bytes: &[u8]) -> String {
@@ -115,13 +119,19 @@ pub(crate) fn verify_body_signature(
     let timestamp = req.timestamp.unwrap_or_default();
     crate::time::check_fresh(names.timestamp, req.timestamp, now_ms, window_ms)?;
     let nonce = check_nonce(names.nonce, req.nonce)?;
-    let signature = req.signature.filter(|s| !s.is_empty()).ok_or(AuthError::MissingSignature(names.signature))?;
+    let signature = req
+        .signature
+        .filter(|s| !s.is_empty())
+        .ok_or(AuthError::MissingSignature(names.signature))?;
     let received = decode_hex_sig(signature, names.signature)?;
     if macs_equal(&mac_of(nonce, timestamp, body), &received) {
         return Ok(SignedForm::Raw);
     }
     match canonical::canonicalize(body) {
-        Ok(c) if c.as_bytes() != body && macs_equal(&mac_of(nonce, timestamp, c.as_bytes()), &received) => {
+        Ok(c)
+            if c.as_bytes() != body
+                && macs_equal(&mac_of(nonce, timestamp, c.as_bytes()), &received) =>
+        {
             Ok(SignedForm::Canonical)
         }
         _ => Err(AuthError::SignatureMismatch),
@@ -129,7 +139,9 @@ pub(crate) fn verify_body_signature(
 }
 
 fn check_nonce<'a>(field: &'static str, nonce: Option<&'a str>) -> Result<&'a str, AuthError> {
-    let nonce = nonce.filter(|n| !n.is_empty()).ok_or(AuthError::MissingNonce(field))?;
+    let nonce = nonce
+        .filter(|n| !n.is_empty())
+        .ok_or(AuthError::MissingNonce(field))?;
     if nonce.chars().count() > MAX_NONCE_LEN {
         return Err(AuthError::NonceTooLong(field));
     }
@@ -148,7 +160,10 @@ mod tests {
     #[test]
     fn hmac_matches_rfc4231_case_2() {
         let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(hex::encode(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]
@@ -158,8 +173,12 @@ mod tests {
         assert!(decode_hex_sig(&upper[..62], "signature").is_err());
         assert!(decode_hex_sig(&format!("{upper}00"), "signature").is_err());
         assert!(decode_hex_sig(&upper.replace('B', "G"), "signature").is_err());
-        assert!(decode_b64_sig("4sbEVd9vKZQGPRRr8TyjWery0lZV7tetTnzfX3Gb9Ok=", "authToken").is_ok());
-        assert!(decode_b64_sig("4sbEVd9vKZQGPRRr8TyjWery0lZV7tetTnzfX3Gb9Ok", "authToken").is_err());
+        assert!(
+            decode_b64_sig("4sbEVd9vKZQGPRRr8TyjWery0lZV7tetTnzfX3Gb9Ok=", "authToken").is_ok()
+        );
+        assert!(
+            decode_b64_sig("4sbEVd9vKZQGPRRr8TyjWery0lZV7tetTnzfX3Gb9Ok", "authToken").is_err()
+        );
         assert!(decode_b64_sig("AAAA", "authToken").is_err());
     }
 }

@@ -17,15 +17,30 @@ pub fn string_to_sign(ts: &str, nonce: &str, body: &[u8]) -> Vec<u8> {
 
 /// The `signature` header value.
 pub fn sign(basic_key: &str, ts: &str, nonce: &str, body: &[u8]) -> String {
-    base64(&hmac_sha256(basic_key.as_bytes(), &[&string_to_sign(ts, nonce, body)]))
+    base64(&hmac_sha256(
+        basic_key.as_bytes(),
+        &[&string_to_sign(ts, nonce, body)],
+    ))
 }
 
 /// Verifies a received usage push (the emulator's side).
-pub fn verify(basic_key: &str, ts: &str, nonce: &str, body: &[u8], signature: Option<&str>) -> Result<(), AuthError> {
-    let signature = signature.filter(|s| !s.is_empty()).ok_or(AuthError::MissingSignature(HEADER_SIGNATURE))?;
+pub fn verify(
+    basic_key: &str,
+    ts: &str,
+    nonce: &str,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<(), AuthError> {
+    let signature = signature
+        .filter(|s| !s.is_empty())
+        .ok_or(AuthError::MissingSignature(HEADER_SIGNATURE))?;
     let received = decode_b64_sig(signature, HEADER_SIGNATURE)?;
     let expected = hmac_sha256(basic_key.as_bytes(), &[&string_to_sign(ts, nonce, body)]);
-    if macs_equal(&expected, &received) { Ok(()) } else { Err(AuthError::SignatureMismatch) }
+    if macs_equal(&expected, &received) {
+        Ok(())
+    } else {
+        Err(AuthError::SignatureMismatch)
+    }
 }
 
 #[cfg(test)]
@@ -36,8 +51,17 @@ mod tests {
     fn round_trip_and_tamper() {
         let s = sign("k", "1", "n", b"{}");
         assert_eq!(verify("k", "1", "n", b"{}", Some(&s)), Ok(()));
-        assert_eq!(verify("k", "2", "n", b"{}", Some(&s)), Err(AuthError::SignatureMismatch));
-        assert_eq!(verify("k", "1", "n", b"{} ", Some(&s)), Err(AuthError::SignatureMismatch));
-        assert_eq!(verify("k", "1", "n", b"{}", None), Err(AuthError::MissingSignature("signature")));
+        assert_eq!(
+            verify("k", "2", "n", b"{}", Some(&s)),
+            Err(AuthError::SignatureMismatch)
+        );
+        assert_eq!(
+            verify("k", "1", "n", b"{} ", Some(&s)),
+            Err(AuthError::SignatureMismatch)
+        );
+        assert_eq!(
+            verify("k", "1", "n", b"{}", None),
+            Err(AuthError::MissingSignature("signature"))
+        );
     }
 }

@@ -30,9 +30,15 @@ pub fn canonical_string<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> Stri
 }
 
 /// Computes the `authToken` of decoded parameters; `timeStamp` must be among them.
-pub fn auth_token<K: AsRef<str>, V: AsRef<str>>(access_key: &str, params: &[(K, V)]) -> Result<String, AuthError> {
+pub fn auth_token<K: AsRef<str>, V: AsRef<str>>(
+    access_key: &str,
+    params: &[(K, V)],
+) -> Result<String, AuthError> {
     let ts = time_stamp(params)?;
-    let mac = hmac_sha256(format!("{access_key}{ts}").as_bytes(), &[canonical_string(params).as_bytes()]);
+    let mac = hmac_sha256(
+        format!("{access_key}{ts}").as_bytes(),
+        &[canonical_string(params).as_bytes()],
+    );
     Ok(base64(&mac))
 }
 
@@ -54,18 +60,32 @@ pub fn verify_get(access_key: &str, params: &[(String, String)]) -> Result<(), A
     verify_token(access_key, params, received)
 }
 
-fn verify_token<K: AsRef<str>, V: AsRef<str>>(access_key: &str, params: &[(K, V)], received: Option<&str>) -> Result<(), AuthError> {
+fn verify_token<K: AsRef<str>, V: AsRef<str>>(
+    access_key: &str,
+    params: &[(K, V)],
+    received: Option<&str>,
+) -> Result<(), AuthError> {
     let ts = time_stamp(params)?;
-    let received = received.filter(|t| !t.is_empty()).ok_or(AuthError::MissingSignature("authToken"))?;
+    let received = received
+        .filter(|t| !t.is_empty())
+        .ok_or(AuthError::MissingSignature("authToken"))?;
     let received = decode_b64_sig(&received.replace(' ', "+"), "authToken")?;
-    let expected = hmac_sha256(format!("{access_key}{ts}").as_bytes(), &[canonical_string(params).as_bytes()]);
-    if macs_equal(&expected, &received) { Ok(()) } else { Err(AuthError::SignatureMismatch) }
+    let expected = hmac_sha256(
+        format!("{access_key}{ts}").as_bytes(),
+        &[canonical_string(params).as_bytes()],
+    );
+    if macs_equal(&expected, &received) {
+        Ok(())
+    } else {
+        Err(AuthError::SignatureMismatch)
+    }
 }
 
 /// Checks a V1 `timeStamp` (17 digits, UTC) against `|now − timeStamp| ≤ window`
 /// (security.md §3.3: undocumented by KooGallery; 300 s recommended).
 pub fn check_v1_window(time_stamp: &str, now_ms: i64, window_ms: u64) -> Result<(), AuthError> {
-    let t = crate::time::parse_millis17(time_stamp).map_err(|_| AuthError::MalformedTimestamp("timeStamp"))?;
+    let t = crate::time::parse_millis17(time_stamp)
+        .map_err(|_| AuthError::MalformedTimestamp("timeStamp"))?;
     crate::time::check_window(crate::time::epoch_millis(t), now_ms, window_ms)
 }
 
@@ -94,7 +114,11 @@ pub fn post_auth_token(access_key: &str, body: &[u8]) -> Result<String, crate::E
 }
 
 /// Verifies the POST-body variant: `auth_token` is the `authToken` header.
-pub fn verify_post(access_key: &str, body: &[u8], auth_token: Option<&str>) -> Result<(), crate::Error> {
+pub fn verify_post(
+    access_key: &str,
+    body: &[u8],
+    auth_token: Option<&str>,
+) -> Result<(), crate::Error> {
     let params = post_body_params(body)?;
     Ok(verify_token(access_key, &params, auth_token)?)
 }
@@ -104,16 +128,26 @@ mod tests {
     use super::*;
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
     }
 
     #[test]
     fn sign_then_verify_and_tamper() {
-        let mut params = p(&[("activity", "newInstance"), ("orderId", "X"), ("timeStamp", "20200727073711903")]);
+        let mut params = p(&[
+            ("activity", "newInstance"),
+            ("orderId", "X"),
+            ("timeStamp", "20200727073711903"),
+        ]);
         let token = auth_token("k", &params).unwrap();
         params.push(("authToken".into(), token.clone()));
         assert_eq!(verify_get("k", &params), Ok(()));
-        assert_eq!(verify_get("other", &params), Err(AuthError::SignatureMismatch));
+        assert_eq!(
+            verify_get("other", &params),
+            Err(AuthError::SignatureMismatch)
+        );
         params[1].1 = "Y".into();
         assert_eq!(verify_get("k", &params), Err(AuthError::SignatureMismatch));
     }
@@ -121,18 +155,31 @@ mod tests {
     #[test]
     fn missing_values() {
         let no_ts = p(&[("a", "1"), ("authToken", "x")]);
-        assert_eq!(verify_get("k", &no_ts), Err(AuthError::MissingTimestamp("timeStamp")));
+        assert_eq!(
+            verify_get("k", &no_ts),
+            Err(AuthError::MissingTimestamp("timeStamp"))
+        );
         let no_token = p(&[("a", "1"), ("timeStamp", "20200727073711903")]);
-        assert_eq!(verify_get("k", &no_token), Err(AuthError::MissingSignature("authToken")));
+        assert_eq!(
+            verify_get("k", &no_token),
+            Err(AuthError::MissingSignature("authToken"))
+        );
         let bad_token = p(&[("timeStamp", "20200727073711903"), ("authToken", "!!")]);
-        assert_eq!(verify_get("k", &bad_token), Err(AuthError::MalformedSignature("authToken")));
+        assert_eq!(
+            verify_get("k", &bad_token),
+            Err(AuthError::MalformedSignature("authToken"))
+        );
     }
 
     #[test]
     fn v1_window() {
-        let now = crate::time::epoch_millis(crate::time::parse_millis17("20200727073711903").unwrap());
+        let now =
+            crate::time::epoch_millis(crate::time::parse_millis17("20200727073711903").unwrap());
         assert!(check_v1_window("20200727073711903", now + 300_000, 300_000).is_ok());
         assert!(check_v1_window("20200727073711903", now + 300_001, 300_000).is_err());
-        assert_eq!(check_v1_window("2020", now, 1), Err(AuthError::MalformedTimestamp("timeStamp")));
+        assert_eq!(
+            check_v1_window("2020", now, 1),
+            Err(AuthError::MalformedTimestamp("timeStamp"))
+        );
     }
 }

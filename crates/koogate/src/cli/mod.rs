@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "koogate", version, about = "Merchant gateway for the Huawei Cloud KooGallery marketplace")]
+#[command(
+    name = "koogate",
+    version,
+    about = "Merchant gateway for the Huawei Cloud KooGallery marketplace"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -47,10 +47,13 @@ fn read_body(body: Option<String>, file: Option<PathBuf>) -> Result<Vec<u8>> {
         (Some(b), _) => Ok(b.into_bytes()),
         (None, Some(path)) if path.as_os_str() == "-" => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).context("cannot read the body from standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read the body from standard input")?;
             Ok(buf)
         }
-        (None, Some(path)) => std::fs::read(&path).with_context(|| format!("cannot read body file {}", path.display())),
+        (None, Some(path)) => std::fs::read(&path)
+            .with_context(|| format!("cannot read body file {}", path.display())),
         (None, None) => Ok(Vec::new()),
     }
 }
@@ -234,27 +237,71 @@ pub fn run(args: ToolsArgs) -> Result<String> {
             let params = decode_query(params.trim_start_matches('?'));
             Ok(v1::auth_token(&key, &params)?)
         }
-        Tool::V2Sign { key, nonce, timestamp, body } => Ok(v2::sign(&key, &nonce, &timestamp, &body.read()?)),
-        Tool::KitSign { key, nonce, timestamp, body } => Ok(kit::sign(&key, &nonce, &timestamp, &body.read()?)),
+        Tool::V2Sign {
+            key,
+            nonce,
+            timestamp,
+            body,
+        } => Ok(v2::sign(&key, &nonce, &timestamp, &body.read()?)),
+        Tool::KitSign {
+            key,
+            nonce,
+            timestamp,
+            body,
+        } => Ok(kit::sign(&key, &nonce, &timestamp, &body.read()?)),
         Tool::BodySign { key, body } => Ok(body_sign::header_value(&key, &body.read()?)),
-        Tool::UsageSign { key, ts, nonce, body } => Ok(usage::sign(&key, &ts, &nonce, &body.read()?)),
-        Tool::ApigSign { ak, sk, method, url, date, headers, body, json } => {
-            apig_sign(&ak, &sk, &method, &url, &date, &headers, &body.read()?, json)
-        }
-        Tool::Encrypt { key, bits, iv, plaintext } => {
+        Tool::UsageSign {
+            key,
+            ts,
+            nonce,
+            body,
+        } => Ok(usage::sign(&key, &ts, &nonce, &body.read()?)),
+        Tool::ApigSign {
+            ak,
+            sk,
+            method,
+            url,
+            date,
+            headers,
+            body,
+            json,
+        } => apig_sign(
+            &ak,
+            &sk,
+            &method,
+            &url,
+            &date,
+            &headers,
+            &body.read()?,
+            json,
+        ),
+        Tool::Encrypt {
+            key,
+            bits,
+            iv,
+            plaintext,
+        } => {
             let cipher = FieldCipher::new(&key, bits.into());
             match iv {
                 Some(iv) => Ok(cipher.encrypt_with_iv(&plaintext, &iv)?),
                 None => Ok(cipher.encrypt(&plaintext)),
             }
         }
-        Tool::Decrypt { key, bits, value } => Ok(FieldCipher::new(&key, bits.into()).decrypt(&value)?),
+        Tool::Decrypt { key, bits, value } => {
+            Ok(FieldCipher::new(&key, bits.into()).decrypt(&value)?)
+        }
         Tool::Sha1prng { seed, len } => {
             let len = usize::try_from(len).context("length does not fit this machine")?;
             Ok(hex::encode(Sha1Prng::new(seed.as_bytes()).next_bytes(len)))
         }
         Tool::Canonical { body } => Ok(canonical::canonicalize(&body.read()?)?),
-        Tool::VerifyV2 { key, url, body_file, now_ms, window_ms } => {
+        Tool::VerifyV2 {
+            key,
+            url,
+            body_file,
+            now_ms,
+            window_ms,
+        } => {
             let body = read_body(None, Some(body_file))?;
             let now_ms = now_ms.unwrap_or_else(now_millis);
             verify_v2(&key, &url, &body, now_ms, window_ms)
@@ -267,29 +314,54 @@ fn now_millis() -> i64 {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn apig_sign(ak: &str, sk: &str, method: &str, url: &str, date: &str, headers: &[String], body: &[u8], json: bool) -> Result<String> {
-    koogallery::time::parse_sdk_date(date).context("--date must be yyyyMMddTHHmmssZ, e.g. 20191115T033655Z")?;
+fn apig_sign(
+    ak: &str,
+    sk: &str,
+    method: &str,
+    url: &str,
+    date: &str,
+    headers: &[String],
+    body: &[u8],
+    json: bool,
+) -> Result<String> {
+    koogallery::time::parse_sdk_date(date)
+        .context("--date must be yyyyMMddTHHmmssZ, e.g. 20191115T033655Z")?;
     let url = url::Url::parse(url).with_context(|| format!("--url {url:?} is not a valid URL"))?;
     let host = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_owned(),
         (None, _) => bail!("--url has no host"),
     };
-    let query: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let query: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     let headers = headers
         .iter()
         .map(|h| {
-            let (name, value) = h.split_once(':').with_context(|| format!("--header {h:?} must be 'Name: value'"))?;
+            let (name, value) = h
+                .split_once(':')
+                .with_context(|| format!("--header {h:?} must be 'Name: value'"))?;
             Ok((name.trim().to_owned(), value.trim().to_owned()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let req = apig::Request { method, host: &host, path: url.path(), query: &query, headers: &headers, body };
+    let req = apig::Request {
+        method,
+        host: &host,
+        path: url.path(),
+        query: &query,
+        headers: &headers,
+        body,
+    };
     let signed = apig::sign(&req, ak, sk, date);
     if !json {
         return Ok(signed.authorization);
     }
-    let added: serde_json::Map<String, serde_json::Value> =
-        signed.added_headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    let added: serde_json::Map<String, serde_json::Value> = signed
+        .added_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
     Ok(serde_json::to_string_pretty(&serde_json::json!({
         "authorization": signed.authorization,
         "signed_headers": signed.signed_headers,
@@ -308,11 +380,18 @@ fn verify_v2(key: &str, url: &str, body: &[u8], now_ms: i64, window_ms: u64) -> 
     };
     let params = decode_query(query);
     let get = |name: &str| koogallery::query::param(&params, name);
-    let req = SignedRequest { signature: get("signature"), timestamp: get("timestamp"), nonce: get("nonce") };
+    let req = SignedRequest {
+        signature: get("signature"),
+        timestamp: get("timestamp"),
+        nonce: get("nonce"),
+    };
     match v2::verify(key, &req, body, now_ms, window_ms) {
         Ok(form) => Ok(form.as_str().to_owned()),
         Err(e) => {
-            let mut msg = format!("verification failed: {e} (KooGallery would get resultCode {})", e.result_code());
+            let mut msg = format!(
+                "verification failed: {e} (KooGallery would get resultCode {})",
+                e.result_code()
+            );
             if v2::matches_plain_sha256_variant(key, &req, body) {
                 msg.push_str("; note: the signature matches a variant with a plain SHA-256 inner hash, which KooGallery does not use");
             }

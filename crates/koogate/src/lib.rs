@@ -1,6 +1,17 @@
 //! koogate: the merchant gateway for the Huawei Cloud KooGallery marketplace.
 //!
 //! The protocol itself lives in the pure [`koogallery`] crate; this crate holds the product
-//! built on it. Today that is the `koogate tools` debugging toolbox ([`cli`]).
+//! built on it: the production-interface server and the command line.
 
 pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod openapi;
+pub mod produce;
+pub mod provision;
+pub mod seal;
+pub mod store;

@@ -2,6 +2,8 @@
 //! a usage error exits 2 (clap's convention); any other failure prints `error: …` on stderr and
 //! exits 1.
 
+pub mod audit;
+pub mod serve;
 pub mod tools;
 
 use std::process::ExitCode;
@@ -19,21 +21,44 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the production interface KooGallery calls (SaaS V2 POST and V1 GET), with its job
+    /// workers. With no configuration: SQLite in ./koogate-data, listening on 127.0.0.1:8080.
+    Serve(serve::ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(serve::ServeArgs),
+    /// Validate the configuration and explain every setting and where it came from.
+    CheckConfig(serve::ServeArgs),
+    /// List the audit log of calls KooGallery made.
+    Audit(audit::AuditArgs),
     /// Sign, verify, encrypt and decrypt exactly as KooGallery does: a toolbox for debugging.
     Tools(tools::ToolsArgs),
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Runs the command line of this process.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::serve(args))),
+        Command::Migrate(args) => runtime().and_then(|rt| rt.block_on(serve::migrate(args))),
+        Command::CheckConfig(args) => serve::check_config(args),
+        Command::Audit(args) => runtime().and_then(|rt| rt.block_on(audit::run(args))),
         Command::Tools(args) => tools::run(args),
     };
     match result {
         Ok(output) => {
-            println!("{output}");
+            if !output.is_empty() {
+                println!("{output}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

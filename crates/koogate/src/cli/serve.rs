@@ -1,0 +1,240 @@
+//! `koogate serve`, `koogate migrate`, `koogate check-config`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use secrecy::ExposeSecret;
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigArgs, FirstStart, LogFormat};
+use crate::jobs::Runner;
+use crate::openapi::OpenApiClient;
+use crate::produce::{Gateway, Keys};
+use crate::seal::Sealer;
+use crate::store::{Db, nonces};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+impl Gateway {
+    /// Builds the production interface from a prepared configuration (keys filled in).
+    pub fn from_config(config: &Config, db: Db, clock: Arc<dyn Clock>) -> Result<Gateway> {
+        let key = |k: &Option<secrecy::SecretString>, name: &str| -> Result<String> {
+            Ok(k.as_ref()
+                .with_context(|| format!("the {name} key is not set"))?
+                .expose_secret()
+                .to_owned())
+        };
+        let keys = Keys {
+            basic: key(&config.keys.basic, "basic")?,
+            kit: key(&config.keys.kit, "kit")?,
+            license: key(&config.keys.license, "license")?,
+            generic: key(&config.keys.generic, "generic")?,
+            v1: match &config.keys.v1 {
+                Some(v1) => v1.expose_secret().to_owned(),
+                None => key(&config.keys.basic, "basic")?,
+            },
+        };
+        let data_key = config
+            .data_key
+            .as_ref()
+            .context("the data key is not set")?;
+        Ok(Gateway {
+            v1_cipher: koogallery::crypto::FieldCipher::new(&keys.v1, config.v1_key_size),
+            v2_cipher: config
+                .v2_encrypt_credentials
+                .then(|| koogallery::crypto::FieldCipher::new(&keys.basic, config.v1_key_size)),
+            keys,
+            db,
+            clock,
+            window_ms: config.time_window_ms,
+            v1_window_ms: config.v1_time_window_ms,
+            sealer: Sealer::new(data_key.expose_secret()),
+            templates: config.provisioner.clone(),
+            fetch_orders: config.ak.is_some() && config.sk.is_some(),
+            jobs_ready: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+}
+
+/// The open-API client, when account AK/SK are configured.
+pub fn openapi_client(config: &Config) -> Result<Option<OpenApiClient>> {
+    match (&config.ak, &config.sk) {
+        (Some(ak), Some(sk)) => Ok(Some(
+            OpenApiClient::new(&config.openapi_url, ak.expose_secret(), sk.expose_secret())
+                .context("KOOGATE_OPENAPI_URL")?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KOOGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Everything `serve` runs, for the binary and for tests: the HTTP server, the job workers and
+/// the nonce purge, until `shutdown` turns true.
+pub async fn run_server(
+    config: Config,
+    db: Db,
+    listener: tokio::net::TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let gateway = Arc::new(Gateway::from_config(&config, db.clone(), clock.clone())?);
+    let openapi = openapi_client(&config)?.map(Arc::new);
+    let tls = match &config.tls {
+        Some(t) => Some(crate::http::tls_acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    let node = uuid::Uuid::new_v4().simple().to_string();
+    for i in 0..config.workers.max(1) {
+        let runner = Runner {
+            gateway: gateway.clone(),
+            openapi: openapi.clone(),
+            worker_id: format!("{}-{i}", &node[..12]),
+        };
+        tasks.spawn(runner.run(shutdown.clone()));
+    }
+    let purge_db = db.clone();
+    let mut purge_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        loop {
+            if let Err(e) = nonces::purge(&purge_db, clock.now_ms()).await {
+                tracing::warn!(error = %e, "cannot purge expired nonces");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                _ = purge_shutdown.changed() => break,
+            }
+        }
+    });
+    let app = crate::http::router(gateway, &config.produce_path, config.max_body_bytes);
+    crate::http::serve(listener, app, tls, shutdown).await;
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+fn banner(config: &Config, local: std::net::SocketAddr, first: &FirstStart) -> String {
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut out = format!(
+        "koogate {} listening on {scheme}://{local}\nproduction interface: {scheme}://{local}{} (POST = SaaS V2, GET = SaaS V1)\ndatabase: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        config.produce_path,
+        config.redacted_database_url()
+    );
+    if !first.generated.is_empty() {
+        out.push_str(&format!(
+            "\nFirst start: generated {} in {}.\nBind these keys to the production address in the seller console (卖家中心 > 应用工具 > 密钥管理):\n",
+            first.generated.join(", "),
+            config.data_dir.display()
+        ));
+        for (name, key) in [
+            ("basic", &config.keys.basic),
+            ("kit", &config.keys.kit),
+            ("license", &config.keys.license),
+            ("generic", &config.keys.generic),
+        ] {
+            if first.generated.iter().any(|g| g.starts_with(name))
+                && let Some(k) = key
+            {
+                out.push_str(&format!("  {name:<8} {}\n", k.expose_secret()));
+            }
+        }
+        out.push_str("They are shown only this once; they stay in the data directory (keys.toml, mode 0600).\n");
+    }
+    for w in config.warnings() {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}
+
+pub async fn serve(args: ServeArgs) -> Result<String> {
+    let mut config = Config::load(&args.config)?;
+    init_tracing(config.log_format);
+    let first = config.prepare_data_dir()?;
+    let db = Db::open(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            config.redacted_database_url()
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr()?;
+    print!("{}", banner(&config, local, &first));
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    run_server(config, db, listener, shutdown).await?;
+    Ok(String::new())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub async fn migrate(args: ServeArgs) -> Result<String> {
+    let config = Config::load(&args.config)?;
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    }
+    let db = Db::connect(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            config.redacted_database_url()
+        )
+    })?;
+    db.migrate().await?;
+    Ok(format!(
+        "migrations applied to {}",
+        config.redacted_database_url()
+    ))
+}
+
+pub fn check_config(args: ServeArgs) -> Result<String> {
+    let mut config = Config::load(&args.config)?;
+    config.read_data_dir()?;
+    Ok(config.explain())
+}

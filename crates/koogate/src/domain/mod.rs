@@ -1,0 +1,3 @@
+//! Domain rules, free of SQL and HTTP: the instance state machine.
+
+pub mod instance;

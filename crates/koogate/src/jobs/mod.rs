@@ -1,0 +1,376 @@
+//! Job workers: claim a due job, run it without holding a database connection, then commit its
+//! effects together with its completion. A worker killed mid-job leaves a lease that expires;
+//! the job then runs again, and its effects are idempotent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use koogallery::ResultCode;
+use koogallery::model::openapi::OrderInfo;
+use tokio::sync::watch;
+
+use crate::domain::instance::{self, Command, State};
+use crate::openapi::OpenApiClient;
+use crate::produce::{Gateway, JOB_FETCH_ORDER, JOB_PROVISION, JobPayload};
+use crate::store::instances::OrderData;
+use crate::store::jobs::{self, Job};
+use crate::store::{StoreError, instances, orders};
+
+/// How long a claimed job is reserved for its worker.
+pub const LEASE_MS: i64 = 5 * 60 * 1000;
+/// How often an idle worker looks for due jobs enqueued by other nodes or scheduled for later.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// Why a job attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth retrying later (network, 5xx, database busy).
+    #[error("{0}")]
+    Transient(String),
+    /// Will never succeed; `code` is what `newInstance` retries are then answered with.
+    #[error("{message}")]
+    Permanent { code: ResultCode, message: String },
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        JobError::Transient(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        JobError::Transient(e.to_string())
+    }
+}
+
+/// The delay before attempt `n + 1`: 5 s doubling to a ceiling of 30 min (about 3 hours over
+/// [`crate::produce::JOB_MAX_ATTEMPTS`] attempts, KooGallery's own retry horizon).
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    (5_000i64.saturating_mul(1i64 << exp)).min(30 * 60 * 1000)
+}
+
+/// Runs jobs until `shutdown` turns true.
+pub struct Runner {
+    pub gateway: Arc<Gateway>,
+    pub openapi: Option<Arc<OpenApiClient>>,
+    pub worker_id: String,
+}
+
+impl Runner {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::debug!(worker = %self.worker_id, "job worker started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let now = self.gateway.clock.now_ms();
+            match jobs::claim(&self.gateway.db, &self.worker_id, now, LEASE_MS).await {
+                Ok(Some(job)) => self.execute(job).await,
+                Ok(None) => {
+                    let notified = self.gateway.jobs_ready.notified();
+                    tokio::select! {
+                        () = notified => {}
+                        () = tokio::time::sleep(POLL) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim a job; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(POLL) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        }
+        tracing::debug!(worker = %self.worker_id, "job worker stopped");
+    }
+
+    /// Runs one claimed job to an outcome: done, retried later, or given up.
+    pub async fn execute(&self, job: Job) {
+        let payload: JobPayload = match serde_json::from_str(&job.payload) {
+            Ok(p) => p,
+            Err(e) => {
+                self.give_up(
+                    &job,
+                    &JobPayload::default(),
+                    ResultCode::InternalError,
+                    &format!("unreadable payload: {e}"),
+                )
+                .await;
+                return;
+            }
+        };
+        let outcome = match job.kind.as_str() {
+            JOB_FETCH_ORDER => self.fetch_order(&job, &payload).await,
+            JOB_PROVISION => self.provision(&job, &payload).await,
+            other => Err(JobError::Permanent {
+                code: ResultCode::InternalError,
+                message: format!("unknown job kind {other:?}"),
+            }),
+        };
+        match outcome {
+            Ok(()) => tracing::info!(job = %job.id, kind = %job.kind, "job done"),
+            Err(JobError::Permanent { code, message }) => {
+                self.give_up(&job, &payload, code, &message).await
+            }
+            Err(JobError::Transient(message)) if job.attempts >= job.max_attempts => {
+                self.give_up(
+                    &job,
+                    &payload,
+                    ResultCode::ServiceError,
+                    &format!("gave up after {} attempts: {message}", job.attempts),
+                )
+                .await;
+            }
+            Err(JobError::Transient(message)) => {
+                let now = self.gateway.clock.now_ms();
+                let run_at = now + backoff_ms(job.attempts);
+                tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %message, "job failed; will retry");
+                if let Err(e) = jobs::retry_at(
+                    &self.gateway.db,
+                    &job.id,
+                    &self.worker_id,
+                    run_at,
+                    &message,
+                    now,
+                )
+                .await
+                {
+                    tracing::error!(job = %job.id, error = %e, "cannot reschedule job; its lease will expire and it will run again");
+                }
+            }
+        }
+    }
+
+    /// Marks the job dead and, for a creation, the instance failed with `code`, in one transaction.
+    async fn give_up(&self, job: &Job, payload: &JobPayload, code: ResultCode, message: &str) {
+        tracing::error!(job = %job.id, kind = %job.kind, code = %code, error = %message, "job failed permanently");
+        let result: Result<(), JobError> = async {
+            let now = self.gateway.clock.now_ms();
+            let mut tx = self.gateway.db.pool.begin().await?;
+            if !jobs::give_up(&mut tx, &job.id, &self.worker_id, message, now).await? {
+                return Ok(());
+            }
+            let creating = matches!(payload.purpose.as_deref(), Some("create"));
+            if let (true, Some(id)) = (creating, payload.instance_id.as_deref())
+                && let Some(inst) = instances::get(&mut tx, id).await?
+                && let Ok(t) = instance::apply(inst.state, Command::ProvisionFailed)
+            {
+                instances::set_state(&mut tx, id, t.from, t.to, now).await?;
+                instances::set_failure(&mut tx, id, code.code(), message, now).await?;
+                instances::record_event(
+                    &mut tx,
+                    id,
+                    Command::ProvisionFailed.event_kind(),
+                    Some(t.from),
+                    t.to,
+                    None,
+                    Some(message),
+                    now,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(job = %job.id, error = %e, "cannot record the job's failure; it will be retried");
+        }
+    }
+
+    /// Reads an order from KooGallery and applies it: stores it, completes the instance's data,
+    /// and continues with provisioning (creation) or the new specification (upgrade, change).
+    async fn fetch_order(&self, job: &Job, payload: &JobPayload) -> Result<(), JobError> {
+        let client = self.openapi.as_ref().ok_or_else(|| JobError::Permanent {
+            code: ResultCode::InternalError,
+            message: "account AK/SK are not configured, so orders cannot be read (KOOGATE_AK, KOOGATE_SK)".to_owned(),
+        })?;
+        let order_id = payload
+            .order_id
+            .as_deref()
+            .ok_or_else(|| JobError::Permanent {
+                code: ResultCode::InternalError,
+                message: "job has no order id".to_owned(),
+            })?;
+        let order = client
+            .query_order(order_id, payload.order_line_id.as_deref())
+            .await
+            .map_err(|e| {
+                if e.is_retryable() {
+                    JobError::Transient(e.to_string())
+                } else {
+                    JobError::Permanent {
+                        code: ResultCode::ServiceError,
+                        message: format!("order {order_id} cannot be read: {e}"),
+                    }
+                }
+            })?;
+        let gw = &self.gateway;
+        let now = gw.clock.now_ms();
+        let mut tx = gw.db.pool.begin().await?;
+        let buyer = order
+            .buyer_info
+            .as_ref()
+            .and_then(|b| serde_json::to_string(b).ok())
+            .map(|json| gw.sealer.seal(&json));
+        orders::save(&mut tx, &order, buyer.as_deref(), now).await?;
+        if let Some(instance_id) = payload.instance_id.as_deref() {
+            let data = order_data(&order, payload.order_line_id.as_deref());
+            instances::set_order_data(&mut tx, instance_id, &data, now).await?;
+            match payload.purpose.as_deref() {
+                Some("create") => {
+                    let next = JobPayload {
+                        purpose: Some("create".to_owned()),
+                        ..payload.clone()
+                    };
+                    let json = serde_json::to_string(&next)
+                        .map_err(|e| JobError::Transient(e.to_string()))?;
+                    jobs::enqueue(
+                        &mut tx,
+                        JOB_PROVISION,
+                        &json,
+                        Some(&format!("provision|{instance_id}")),
+                        now,
+                        crate::produce::JOB_MAX_ATTEMPTS,
+                        now,
+                    )
+                    .await?;
+                }
+                Some(purpose @ ("upgrade" | "change")) => {
+                    let detail = serde_json::json!({"purpose": purpose, "productId": data.product_id, "skuCode": data.sku_code, "quantity": data.quantity}).to_string();
+                    if let Some(inst) = instances::get(&mut tx, instance_id).await? {
+                        instances::record_event(
+                            &mut tx,
+                            instance_id,
+                            "specification_changed",
+                            Some(inst.state),
+                            inst.state,
+                            Some(order_id),
+                            Some(&detail),
+                            now,
+                        )
+                        .await?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !jobs::complete(&mut tx, &job.id, &self.worker_id, now).await? {
+            return Err(JobError::Transient(
+                "lease lost to another worker".to_owned(),
+            ));
+        }
+        tx.commit().await?;
+        gw.jobs_ready.notify_waiters();
+        Ok(())
+    }
+
+    /// The built-in provisioner: access information from templates, sealed, instance active.
+    async fn provision(&self, job: &Job, payload: &JobPayload) -> Result<(), JobError> {
+        let gw = &self.gateway;
+        let instance_id = payload
+            .instance_id
+            .as_deref()
+            .ok_or_else(|| JobError::Permanent {
+                code: ResultCode::InternalError,
+                message: "job has no instance id".to_owned(),
+            })?;
+        let now = gw.clock.now_ms();
+        let mut tx = gw.db.pool.begin().await?;
+        let Some(inst) = instances::get(&mut tx, instance_id).await? else {
+            return Err(JobError::Permanent {
+                code: ResultCode::InternalError,
+                message: format!("instance {instance_id} does not exist"),
+            });
+        };
+        if inst.state == State::Provisioning {
+            let vars = crate::provision::Vars {
+                instance_id,
+                order_id: &inst.order_id,
+                customer_id: inst.customer_id.as_deref().unwrap_or_default(),
+            };
+            let app = crate::provision::provision(&gw.templates, vars);
+            let json =
+                serde_json::to_string(&app).map_err(|e| JobError::Transient(e.to_string()))?;
+            instances::set_app_info(&mut tx, instance_id, &gw.sealer.seal(&json), now).await?;
+            let t = instance::apply(inst.state, Command::Provisioned).map_err(|e| {
+                JobError::Permanent {
+                    code: ResultCode::InternalError,
+                    message: e.to_string(),
+                }
+            })?;
+            if !instances::set_state(&mut tx, instance_id, t.from, t.to, now).await? {
+                return Err(JobError::Transient(
+                    "instance changed concurrently".to_owned(),
+                ));
+            }
+            instances::record_event(
+                &mut tx,
+                instance_id,
+                Command::Provisioned.event_kind(),
+                Some(t.from),
+                t.to,
+                None,
+                None,
+                now,
+            )
+            .await?;
+        }
+        // Any other state: released while waiting, or already provisioned by an earlier
+        // attempt that lost its lease. Nothing to do but finish the job.
+        if !jobs::complete(&mut tx, &job.id, &self.worker_id, now).await? {
+            return Err(JobError::Transient(
+                "lease lost to another worker".to_owned(),
+            ));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// What an order says about the instance of one of its lines.
+fn order_data(order: &OrderInfo, order_line_id: Option<&str>) -> OrderData {
+    let line = order
+        .order_line
+        .iter()
+        .find(|l| Some(l.order_line_id.as_str()) == order_line_id)
+        .or_else(|| order.order_line.first());
+    let product = line
+        .and_then(|l| l.product_info.as_ref())
+        .and_then(|p| p.first());
+    OrderData {
+        product_id: product.and_then(|p| p.product_id.clone()),
+        sku_code: product.and_then(|p| p.sku_code.clone()),
+        charging_mode: line.map(|l| l.charging_mode.clone()),
+        quantity: product
+            .and_then(|p| p.linear_value.as_ref())
+            .map(|v| v.as_str().to_owned()),
+        customer_id: order
+            .buyer_info
+            .as_ref()
+            .and_then(|b| b.customer_id.clone()),
+        trial: Some(order.order_type == "TRIAL"),
+        expire_at: line
+            .and_then(|l| l.expire_time.as_deref())
+            .and_then(|t| koogallery::time::parse_expire_time(t).ok())
+            .map(koogallery::time::epoch_millis),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_a_ceiling_over_about_three_hours() {
+        assert_eq!(backoff_ms(0), 5_000);
+        assert_eq!(backoff_ms(1), 10_000);
+        assert_eq!(backoff_ms(30), 30 * 60 * 1000);
+        let total: i64 = (1..crate::produce::JOB_MAX_ATTEMPTS).map(backoff_ms).sum();
+        assert!((2 * 3_600_000..=5 * 3_600_000).contains(&total), "{total}");
+    }
+}

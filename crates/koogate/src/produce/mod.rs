@@ -1,0 +1,249 @@
+//! The production interface: what KooGallery calls. Each request is verified, decoded, applied
+//! in one database transaction (nonce, idempotent business change, audit row, jobs), answered
+//! with a signed JSON body. Slow work (order queries, provisioning) is left to jobs.
+
+pub mod redact;
+mod v1;
+mod v2;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use koogallery::ResultCode;
+use koogallery::canonical::to_ascii_json;
+use koogallery::crypto::FieldCipher;
+use koogallery::model::ResultEnvelope;
+use koogallery::model::saas_v2::{AppInfo, InstanceInfo};
+use koogallery::sign::body_sign;
+use serde::Serialize;
+use sqlx::AnyConnection;
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::error::AppError;
+use crate::provision::Templates;
+use crate::seal::Sealer;
+use crate::store::audit::Entry;
+use crate::store::instances::Instance;
+use crate::store::{Db, audit, instances, jobs, nonces};
+
+/// The access keys, one per interface type (spec README §3).
+#[derive(Clone)]
+pub struct Keys {
+    pub basic: String,
+    pub kit: String,
+    pub license: String,
+    pub generic: String,
+    /// V1 `authToken`, `Body-Sign` and field cipher key; the basic key unless configured.
+    pub v1: String,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+/// Everything the production interface needs, built once at start.
+#[derive(Debug)]
+pub struct Gateway {
+    pub db: Db,
+    pub keys: Keys,
+    pub clock: Arc<dyn Clock>,
+    /// V2 freshness window.
+    pub window_ms: u64,
+    /// V1 freshness window.
+    pub v1_window_ms: u64,
+    /// V1 field cipher (request `mobilePhone`/`email`, response credentials).
+    pub v1_cipher: FieldCipher,
+    /// When set, V2 `queryInstance` credentials are encrypted with this cipher (basic key).
+    pub v2_cipher: Option<FieldCipher>,
+    pub sealer: Sealer,
+    pub templates: Templates,
+    /// Whether account AK/SK are configured, so orders can be read from KooGallery.
+    pub fetch_orders: bool,
+    /// Wakes the job workers when a job is enqueued.
+    pub jobs_ready: Arc<Notify>,
+}
+
+/// A response ready for the wire: the exact body bytes and their `Body-Sign` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub body: Vec<u8>,
+    pub body_sign: String,
+}
+
+/// Job kinds.
+pub const JOB_FETCH_ORDER: &str = "fetch_order";
+pub const JOB_PROVISION: &str = "provision";
+
+/// What a job carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct JobPayload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_line_id: Option<String>,
+    /// Why the order is fetched: `create`, `upgrade`, `change`, `notify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+}
+
+/// Attempts before a job gives up (with the backoff schedule: about 3 hours).
+pub const JOB_MAX_ATTEMPTS: i64 = 16;
+
+impl Gateway {
+    /// Serialises `value` (non-ASCII escaped) and signs exactly those bytes with `key`.
+    pub fn answer<T: Serialize>(key: &str, value: &T) -> Answer {
+        let body = to_ascii_json(value).unwrap_or_else(|_| {
+            br#"{"resultCode":"000005","resultMsg":"other inner error"}"#.to_vec()
+        });
+        let body_sign = body_sign::header_value(key, &body);
+        Answer { body, body_sign }
+    }
+
+    /// The answer for an error: the envelope with its code and message.
+    pub fn error_answer(key: &str, e: &AppError) -> Answer {
+        Self::answer(
+            key,
+            &ResultEnvelope::with_msg(e.result_code(), e.result_msg()),
+        )
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Writes the audit row of a rejected call, with the nonce if it was authenticated, in a
+    /// transaction of its own. A failure here is logged: the caller's answer stands.
+    async fn record_rejection(&self, audit: &Entry, nonce: Option<(&str, &str, i64)>) {
+        let result: Result<(), AppError> = async {
+            let mut tx = self.db.pool.begin().await?;
+            if let Some((scope, nonce, expires_at)) = nonce {
+                nonces::remember(&mut tx, scope, nonce, audit.at, expires_at).await?;
+            }
+            audit::insert(&mut tx, audit).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, activity = audit.activity.as_deref().unwrap_or("-"), "cannot write the audit row of a rejected call");
+        }
+    }
+
+    /// Enqueues a job inside the caller's transaction; workers are woken after commit.
+    async fn enqueue(
+        &self,
+        conn: &mut AnyConnection,
+        kind: &str,
+        payload: &JobPayload,
+        dedupe: Option<&str>,
+        now: i64,
+    ) -> Result<(), AppError> {
+        let payload = serde_json::to_string(payload)
+            .map_err(|e| AppError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
+        jobs::enqueue(conn, kind, &payload, dedupe, now, JOB_MAX_ATTEMPTS, now).await?;
+        Ok(())
+    }
+
+    /// The access information of an instance, credentials encrypted with `cipher` if given.
+    fn instance_info(
+        &self,
+        inst: &Instance,
+        cipher: Option<&FieldCipher>,
+    ) -> Result<InstanceInfo, AppError> {
+        let app_info = match &inst.app_info {
+            Some(sealed) => {
+                let json = self.sealer.open(sealed).map_err(|e| {
+                    AppError::Store(crate::store::StoreError::Corrupt(e.to_string()))
+                })?;
+                let mut app: AppInfo = serde_json::from_str(&json).map_err(|e| {
+                    AppError::Store(crate::store::StoreError::Corrupt(e.to_string()))
+                })?;
+                if let Some(c) = cipher {
+                    app.user_name = app.user_name.map(|u| c.encrypt(&u));
+                    app.password = app.password.map(|p| c.encrypt(&p));
+                }
+                Some(app)
+            }
+            None => None,
+        };
+        Ok(InstanceInfo {
+            instance_id: inst.instance_id.clone(),
+            app_info,
+            usage_info: None,
+        })
+    }
+
+    /// The answer code of an instance that exists: ready, still provisioning, or failed.
+    fn creation_status(inst: &Instance) -> Result<ResultCode, AppError> {
+        use crate::domain::instance::State;
+        match inst.state {
+            State::Provisioning => Ok(ResultCode::Processing),
+            State::Failed => Err(AppError::ProvisionFailed(
+                inst.failure_code
+                    .as_deref()
+                    .and_then(ResultCode::from_code)
+                    .unwrap_or(ResultCode::ServiceError),
+                inst.failure_msg
+                    .clone()
+                    .unwrap_or_else(|| "provisioning failed".to_owned()),
+            )),
+            State::Active | State::Frozen | State::Released => Ok(ResultCode::Success),
+        }
+    }
+
+    /// Loads an instance or answers `000003`.
+    async fn instance(conn: &mut AnyConnection, id: &str) -> Result<Instance, AppError> {
+        instances::get(conn, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(id.to_owned()))
+    }
+
+    /// Finishes a successful call: audit row, commit, wake workers.
+    async fn commit(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        audit: &mut Entry,
+        code: ResultCode,
+        started: Instant,
+    ) -> Result<(), AppError> {
+        audit.verdict = "ok".to_owned();
+        audit.result_code = code.code().to_owned();
+        audit.result_msg = Some(code.message().to_owned());
+        audit.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        audit::insert(&mut tx, audit).await?;
+        tx.commit().await?;
+        self.jobs_ready.notify_waiters();
+        Ok(())
+    }
+}
+
+impl Gateway {
+    /// A V2 body over the size limit: `000002`, audited, nothing else done.
+    pub async fn reject_oversized(&self, max_body_bytes: usize) -> Answer {
+        let started = Instant::now();
+        let mut audit = Entry::new("saas_v2", self.now());
+        audit.request = "<body over the size limit>".to_owned();
+        let e = AppError::Protocol(koogallery::Error::from(
+            koogallery::error::FieldError::invalid(
+                "body",
+                format!("is larger than {max_body_bytes} bytes"),
+            ),
+        ));
+        fail_audit(&mut audit, &e, started);
+        self.record_rejection(&audit, None).await;
+        Gateway::error_answer(&self.keys.basic, &e)
+    }
+}
+
+/// Fills the audit fields of a failed call.
+fn fail_audit(audit: &mut Entry, e: &AppError, started: Instant) {
+    audit.verdict = e.verdict().to_owned();
+    audit.result_code = e.result_code().code().to_owned();
+    audit.result_msg = Some(e.result_msg());
+    audit.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+}

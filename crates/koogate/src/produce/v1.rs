@@ -1,0 +1,453 @@
+//! SaaS V1 (saas.md §13): `GET <produce path>?activity=…&timeStamp=…&authToken=…`.
+//!
+//! V1 carries the order in the request and expects the access information in the `newInstance`
+//! answer, so the built-in provisioner runs inline here (it touches no external system).
+
+use std::time::Instant;
+
+use koogallery::ResultCode;
+use koogallery::error::FieldError;
+use koogallery::model::ResultEnvelope;
+use koogallery::model::openapi::{OrderInfo, OrderLine, OrderProduct};
+use koogallery::model::saas_v1::{self, ResourceStatus, SaasV1Request};
+use koogallery::model::saas_v2::QueryInstanceResponse;
+use koogallery::query::{decode_query, param};
+use koogallery::sign::v1;
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use super::{Answer, Gateway, fail_audit, redact};
+use crate::domain::instance::{self, Command, State};
+use crate::error::AppError;
+use crate::store::audit::Entry;
+use crate::store::instances::{self as store_instances, NewInstance, OrderData};
+use crate::store::{nonces, orders};
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Reply {
+    New(saas_v1::NewInstanceResponse),
+    Query(QueryInstanceResponse),
+    Plain(ResultEnvelope),
+}
+
+impl Reply {
+    fn ok() -> Reply {
+        Reply::Plain(ResultEnvelope::new(ResultCode::Success))
+    }
+    fn code(&self) -> ResultCode {
+        let code = match self {
+            Reply::New(r) => &r.result_code,
+            Reply::Query(r) => &r.result_code,
+            Reply::Plain(r) => &r.result_code,
+        };
+        ResultCode::from_code(code).unwrap_or(ResultCode::InternalError)
+    }
+}
+
+/// V1 `chargingMode` integers (saas.md §13.2) as the order API's names.
+fn charging_mode_name(v1: &str) -> Option<&'static str> {
+    match v1 {
+        "0" => Some("ON_DEMAND"),
+        "1" => Some("PERIOD"),
+        "3" => Some("ONE_TIME"),
+        "5" => Some("ON_DEMAND_PKG"),
+        _ => None,
+    }
+}
+
+impl Gateway {
+    /// Handles one V1 call; `query` is the raw URL query string.
+    pub async fn handle_v1(&self, query: &str) -> Answer {
+        let started = Instant::now();
+        let now = self.now();
+        let params = decode_query(query);
+        let key = self.keys.v1.as_str();
+        let mut audit = Entry::new("saas_v1", now);
+        audit.activity = param(&params, "activity").map(str::to_owned);
+        audit.request = redact::params(&params);
+
+        let authenticated = v1::verify_get(key, &params).and_then(|()| {
+            v1::check_v1_window(
+                param(&params, "timeStamp").unwrap_or_default(),
+                now,
+                self.v1_window_ms,
+            )
+        });
+        if let Err(e) = authenticated {
+            let e = AppError::Protocol(e.into());
+            tracing::info!(check = e.verdict(), "V1 request refused");
+            fail_audit(&mut audit, &e, started);
+            self.record_rejection(&audit, None).await;
+            return Gateway::error_answer(key, &e);
+        }
+        // V1 has no nonce: the authToken itself is remembered for twice the window.
+        let token = param(&params, "authToken").unwrap_or_default();
+        let expires_at = now
+            .saturating_add(i64::try_from(self.v1_window_ms.saturating_mul(2)).unwrap_or(i64::MAX));
+        match self
+            .v1_apply(token, expires_at, &params, now, started, &mut audit)
+            .await
+        {
+            Ok(reply) => Gateway::answer(key, &reply),
+            Err(e) => {
+                fail_audit(&mut audit, &e, started);
+                let remember =
+                    (!matches!(e, AppError::Replayed)).then_some(("v1", token, expires_at));
+                self.record_rejection(&audit, remember).await;
+                if let AppError::Store(inner) = &e {
+                    tracing::error!(error = %inner, "V1 request failed on the database");
+                }
+                Gateway::error_answer(key, &e)
+            }
+        }
+    }
+
+    async fn v1_apply(
+        &self,
+        token: &str,
+        expires_at: i64,
+        params: &[(String, String)],
+        now: i64,
+        started: Instant,
+        audit: &mut Entry,
+    ) -> Result<Reply, AppError> {
+        let mut tx = self.db.pool.begin().await?;
+        if !nonces::remember(&mut tx, "v1", token, now, expires_at).await? {
+            return Err(AppError::Replayed);
+        }
+        let request = SaasV1Request::decode(params)?;
+        audit.test = request.test_flag();
+        let reply = if request.test_flag() {
+            self.v1_test(&request)
+        } else {
+            self.v1_dispatch(&mut tx, &request, now, audit).await?
+        };
+        self.commit(tx, audit, reply.code(), started).await?;
+        Ok(reply)
+    }
+
+    fn v1_test(&self, request: &SaasV1Request) -> Reply {
+        match request {
+            SaasV1Request::NewInstance(r) => {
+                let id = super::v2::test_instance_id(&r.order_id, &r.product_id);
+                let info = self.test_instance_info(&id);
+                let app = info.app_info.map(|mut app| {
+                    app.user_name = app.user_name.map(|u| self.v1_cipher.encrypt(&u));
+                    app.password = app.password.map(|p| self.v1_cipher.encrypt(&p));
+                    app
+                });
+                let mut answer = saas_v1::NewInstanceResponse::new(ResultCode::Success, id, app);
+                answer.encrypt_type = Some(self.v1_cipher.key_size().encrypt_type().to_owned());
+                Reply::New(answer)
+            }
+            SaasV1Request::QueryInstance(r) => {
+                let info = r
+                    .instance_ids()
+                    .iter()
+                    .map(|id| {
+                        let mut info = self.test_instance_info(id);
+                        if let Some(app) = info.app_info.as_mut() {
+                            app.user_name =
+                                app.user_name.as_ref().map(|u| self.v1_cipher.encrypt(u));
+                            app.password = app.password.as_ref().map(|p| self.v1_cipher.encrypt(p));
+                        }
+                        info
+                    })
+                    .collect();
+                let mut answer = QueryInstanceResponse::new(ResultCode::Success, info);
+                answer.encrypt_type = Some(self.v1_cipher.key_size().encrypt_type().to_owned());
+                Reply::Query(answer)
+            }
+            _ => Reply::ok(),
+        }
+    }
+
+    async fn v1_dispatch(
+        &self,
+        conn: &mut AnyConnection,
+        request: &SaasV1Request,
+        now: i64,
+        audit: &mut Entry,
+    ) -> Result<Reply, AppError> {
+        match request {
+            SaasV1Request::NewInstance(r) => {
+                audit.order_id = Some(r.order_id.clone());
+                self.v1_new_instance(conn, r, now, audit).await
+            }
+            SaasV1Request::RefreshInstance(r) => {
+                audit.order_id = Some(r.order_id.clone());
+                audit.instance_id = Some(r.instance_id.clone());
+                let inst = Gateway::instance(conn, &r.instance_id).await?;
+                let expire_at =
+                    koogallery::time::parse_expire_time(&r.expire_time).map_err(|e| {
+                        koogallery::Error::from(FieldError::invalid("expireTime", e.to_string()))
+                    })?;
+                let t = instance::apply(inst.state, Command::Renew)?;
+                let (_, first) = store_instances::apply_order_once(
+                    conn,
+                    &r.order_id,
+                    "refreshInstance",
+                    &inst.instance_id,
+                    now,
+                )
+                .await?;
+                if first {
+                    let trial = r.is_trial_to_formal().then_some(false);
+                    store_instances::set_expiry(
+                        conn,
+                        &inst.instance_id,
+                        koogallery::time::epoch_millis(expire_at),
+                        trial,
+                        now,
+                    )
+                    .await?;
+                    if let Some(product_id) = &r.product_id {
+                        let data = OrderData {
+                            product_id: Some(product_id.clone()),
+                            ..OrderData::default()
+                        };
+                        store_instances::set_order_data(conn, &inst.instance_id, &data, now)
+                            .await?;
+                    }
+                    let detail = format!(
+                        "{{\"trialToFormal\":{},\"expireTime\":\"{}\"}}",
+                        r.is_trial_to_formal(),
+                        r.expire_time
+                    );
+                    store_instances::record_event(
+                        conn,
+                        &inst.instance_id,
+                        Command::Renew.event_kind(),
+                        Some(t.from),
+                        t.to,
+                        Some(&r.order_id),
+                        Some(&detail),
+                        now,
+                    )
+                    .await?;
+                }
+                Ok(Reply::ok())
+            }
+            SaasV1Request::ExpireInstance(r) => {
+                audit.instance_id = Some(r.instance_id.clone());
+                self.change_state(
+                    conn,
+                    &r.instance_id,
+                    Command::Freeze,
+                    Some(&r.order_id),
+                    now,
+                )
+                .await?;
+                Ok(Reply::ok())
+            }
+            SaasV1Request::ReleaseInstance(r) => {
+                audit.instance_id = Some(r.instance_id.clone());
+                self.change_state(
+                    conn,
+                    &r.instance_id,
+                    Command::Release,
+                    Some(&r.order_id),
+                    now,
+                )
+                .await?;
+                Ok(Reply::ok())
+            }
+            SaasV1Request::Upgrade(r) => {
+                audit.order_id = Some(r.order_id.clone());
+                audit.instance_id = Some(r.instance_id.clone());
+                let inst = Gateway::instance(conn, &r.instance_id).await?;
+                let t = instance::apply(inst.state, Command::Upgrade)?;
+                let (_, first) = store_instances::apply_order_once(
+                    conn,
+                    &r.order_id,
+                    "upgrade",
+                    &inst.instance_id,
+                    now,
+                )
+                .await?;
+                if first {
+                    let data = OrderData {
+                        product_id: Some(r.product_id.clone()),
+                        sku_code: Some(r.sku_code.clone()),
+                        quantity: r.amount.clone().filter(|a| !a.is_empty()),
+                        ..OrderData::default()
+                    };
+                    store_instances::set_order_data(conn, &inst.instance_id, &data, now).await?;
+                    let detail = format!(
+                        "{{\"skuCode\":\"{}\",\"productId\":\"{}\"}}",
+                        r.sku_code, r.product_id
+                    );
+                    store_instances::record_event(
+                        conn,
+                        &inst.instance_id,
+                        Command::Upgrade.event_kind(),
+                        Some(t.from),
+                        t.to,
+                        Some(&r.order_id),
+                        Some(&detail),
+                        now,
+                    )
+                    .await?;
+                }
+                Ok(Reply::ok())
+            }
+            SaasV1Request::InstanceStatus(r) => {
+                audit.instance_id = Some(r.instance_id.clone());
+                let command = match r.status() {
+                    Some(ResourceStatus::Freeze) => Command::Freeze,
+                    Some(ResourceStatus::Normal) => Command::Unfreeze,
+                    None => {
+                        return Err(koogallery::Error::from(FieldError::not_allowed(
+                            "instanceStatus",
+                            &["FREEZE", "NORMAL"],
+                        ))
+                        .into());
+                    }
+                };
+                self.change_state(conn, &r.instance_id, command, None, now)
+                    .await?;
+                Ok(Reply::ok())
+            }
+            SaasV1Request::QueryInstance(r) => {
+                audit.instance_id = Some(r.instance_id.clone());
+                let mut info = Vec::new();
+                for id in r.instance_ids() {
+                    if let Some(inst) = store_instances::get(conn, id).await?
+                        && Gateway::creation_status(&inst).is_ok()
+                    {
+                        info.push(self.instance_info(&inst, Some(&self.v1_cipher))?);
+                    }
+                }
+                if info.is_empty() {
+                    return Err(AppError::NotFound(r.instance_id.clone()));
+                }
+                let mut answer = QueryInstanceResponse::new(ResultCode::Success, info);
+                answer.encrypt_type = Some(self.v1_cipher.key_size().encrypt_type().to_owned());
+                Ok(Reply::Query(answer))
+            }
+        }
+    }
+
+    /// V1 `newInstance` (saas.md §13.2): idempotent by (orderId, productId); provisioned inline;
+    /// answered with the encrypted access information.
+    async fn v1_new_instance(
+        &self,
+        conn: &mut AnyConnection,
+        r: &saas_v1::NewInstance,
+        now: i64,
+        audit: &mut Entry,
+    ) -> Result<Reply, AppError> {
+        // Decrypt first: a value that does not decrypt is a bad parameter, and nothing is written.
+        let decrypt = |field: &str, value: &Option<String>| -> Result<Option<String>, AppError> {
+            value
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    self.v1_cipher.decrypt(v).map_err(|e| {
+                        koogallery::Error::from(FieldError::invalid(field, e.to_string())).into()
+                    })
+                })
+                .transpose()
+        };
+        let phone = decrypt("mobilePhone", &r.mobile_phone)?;
+        let email = decrypt("email", &r.email)?;
+        let expire_at = match r.expire_time.as_deref().filter(|t| !t.is_empty()) {
+            Some(t) => Some(koogallery::time::epoch_millis(
+                koogallery::time::parse_expire_time(t).map_err(|e| {
+                    koogallery::Error::from(FieldError::invalid("expireTime", e.to_string()))
+                })?,
+            )),
+            None => None,
+        };
+        let charging_mode = r.charging_mode.as_deref().and_then(charging_mode_name);
+        let trial = r.trial_flag.as_deref() == Some("1");
+        let new = NewInstance {
+            instance_id: r.business_id.clone(),
+            create_key: format!("v1|{}|{}", r.order_id, r.product_id),
+            protocol: "saas_v1",
+            order_id: r.order_id.clone(),
+            order_line_id: None,
+            product_id: Some(r.product_id.clone()),
+            sku_code: r.sku_code.clone(),
+            charging_mode: charging_mode.map(str::to_owned),
+            quantity: r.amount.clone().filter(|a| !a.is_empty()),
+            customer_id: Some(r.customer_id.clone()),
+            trial,
+            expire_at,
+        };
+        let (mut inst, created) = self.create_instance(conn, new, now).await?;
+        audit.instance_id = Some(inst.instance_id.clone());
+        if created {
+            let buyer = serde_json::json!({"customerId": r.customer_id, "customerName": r.customer_name, "mobilePhone": phone, "email": email});
+            let order = OrderInfo {
+                order_id: r.order_id.clone(),
+                order_type: if trial { "TRIAL" } else { "NEW" }.to_owned(),
+                order_line: vec![OrderLine {
+                    order_line_id: format!("{}|{}", r.order_id, r.product_id),
+                    charging_mode: charging_mode.unwrap_or("PERIOD").to_owned(),
+                    period_type: r.period_type.clone(),
+                    expire_time: r.expire_time.clone(),
+                    product_info: Some(vec![OrderProduct {
+                        product_id: Some(r.product_id.clone()),
+                        sku_code: r.sku_code.clone(),
+                        ..OrderProduct::default()
+                    }]),
+                    ..OrderLine::default()
+                }],
+                ..OrderInfo::default()
+            };
+            orders::save(
+                conn,
+                &order,
+                Some(&self.sealer.seal(&buyer.to_string())),
+                now,
+            )
+            .await?;
+            store_instances::record_event(
+                conn,
+                &inst.instance_id,
+                "created",
+                None,
+                State::Provisioning,
+                Some(&r.order_id),
+                None,
+                now,
+            )
+            .await?;
+            let vars = crate::provision::Vars {
+                instance_id: &inst.instance_id,
+                order_id: &r.order_id,
+                customer_id: &r.customer_id,
+            };
+            let app = crate::provision::provision(&self.templates, vars);
+            let sealed = self
+                .sealer
+                .seal(&serde_json::to_string(&app).unwrap_or_default());
+            store_instances::set_app_info(conn, &inst.instance_id, &sealed, now).await?;
+            let t = instance::apply(State::Provisioning, Command::Provisioned)?;
+            if !store_instances::set_state(conn, &inst.instance_id, t.from, t.to, now).await? {
+                return Err(AppError::Conflict);
+            }
+            store_instances::record_event(
+                conn,
+                &inst.instance_id,
+                Command::Provisioned.event_kind(),
+                Some(t.from),
+                t.to,
+                None,
+                None,
+                now,
+            )
+            .await?;
+            inst.state = t.to;
+            inst.app_info = Some(sealed);
+        }
+        let code = Gateway::creation_status(&inst)?;
+        let info = self.instance_info(&inst, Some(&self.v1_cipher))?;
+        let mut answer =
+            saas_v1::NewInstanceResponse::new(code, inst.instance_id.clone(), info.app_info);
+        answer.encrypt_type = Some(self.v1_cipher.key_size().encrypt_type().to_owned());
+        Ok(Reply::New(answer))
+    }
+}

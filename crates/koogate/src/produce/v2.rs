@@ -1,0 +1,556 @@
+//! SaaS V2 (saas.md §5): `POST <produce path>?signature=…&timestamp=…&nonce=…` with a JSON body.
+
+use std::time::Instant;
+
+use koogallery::ResultCode;
+use koogallery::error::FieldError;
+use koogallery::model::saas_v2::{self, QueryInstanceResponse, SaasV2Request, Scene, StatusChange};
+use koogallery::model::{ResultEnvelope, peek_activity};
+use koogallery::query::{decode_query, param};
+use koogallery::sign::{SignedRequest, v2};
+use serde::Serialize;
+use sqlx::AnyConnection;
+
+use super::{Answer, Gateway, JOB_FETCH_ORDER, JOB_PROVISION, JobPayload, fail_audit, redact};
+use crate::domain::instance::{self, Command, State};
+use crate::error::AppError;
+use crate::store::audit::Entry;
+use crate::store::instances::{self as store_instances, NewInstance};
+use crate::store::nonces;
+
+/// Every V2 answer shape.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Reply {
+    New(saas_v2::NewInstanceResponse),
+    Query(QueryInstanceResponse),
+    Plain(ResultEnvelope),
+}
+
+impl Reply {
+    fn ok() -> Reply {
+        Reply::Plain(ResultEnvelope::new(ResultCode::Success))
+    }
+    fn code(&self) -> ResultCode {
+        let code = match self {
+            Reply::New(r) => &r.result_code,
+            Reply::Query(r) => &r.result_code,
+            Reply::Plain(r) => &r.result_code,
+        };
+        ResultCode::from_code(code).unwrap_or(ResultCode::InternalError)
+    }
+}
+
+/// Activities authenticated with the license-code key (license.md §5.2); not served yet.
+const LICENSE_CODE_ACTIVITIES: [&str; 3] = [
+    "refreshLicenseCode",
+    "updateLicenseCodeStatus",
+    "releaseLicenseCode",
+];
+
+impl Gateway {
+    /// The key a V2 request is verified with, chosen by its (not yet authenticated) activity:
+    /// `orderNotify` uses the generic key, the License code 2.0 activities the license-code key,
+    /// everything else the basic key. Returns the key and the nonce scope.
+    fn v2_key(&self, activity: Option<&str>) -> (&str, &'static str) {
+        match activity {
+            Some("orderNotify") => (&self.keys.generic, "generic"),
+            Some(a) if LICENSE_CODE_ACTIVITIES.contains(&a) => (&self.keys.license, "license"),
+            _ => (&self.keys.basic, "basic"),
+        }
+    }
+
+    /// Handles one V2 call; `query` is the raw URL query string.
+    pub async fn handle_v2(&self, query: &str, body: &[u8]) -> Answer {
+        let started = Instant::now();
+        let now = self.now();
+        let params = decode_query(query);
+        let activity = peek_activity(body).ok();
+        let (key, scope) = self.v2_key(activity.as_deref());
+        let mut audit = Entry::new("saas_v2", now);
+        audit.activity = activity.clone();
+        audit.request = redact::json_body(body);
+
+        let req = SignedRequest {
+            signature: param(&params, "signature"),
+            timestamp: param(&params, "timestamp"),
+            nonce: param(&params, "nonce"),
+        };
+        if let Err(e) = v2::verify(key, &req, body, now, self.window_ms) {
+            if v2::matches_plain_sha256_variant(key, &req, body) {
+                tracing::warn!(
+                    "V2 signature made with a plain SHA-256 inner hash; KooGallery uses HMAC, refusing"
+                );
+            }
+            let e = AppError::Protocol(e.into());
+            tracing::info!(
+                check = e.verdict(),
+                activity = activity.as_deref().unwrap_or("-"),
+                "V2 request refused"
+            );
+            fail_audit(&mut audit, &e, started);
+            self.record_rejection(&audit, None).await;
+            return Gateway::error_answer(key, &e);
+        }
+        // Verified: the nonce is remembered for twice the window (security.md §4).
+        let nonce = req.nonce.unwrap_or_default();
+        let expires_at =
+            now.saturating_add(i64::try_from(self.window_ms.saturating_mul(2)).unwrap_or(i64::MAX));
+        match self
+            .v2_apply(scope, nonce, expires_at, body, now, started, &mut audit)
+            .await
+        {
+            Ok(reply) => Gateway::answer(key, &reply),
+            Err(e) => {
+                fail_audit(&mut audit, &e, started);
+                let remember =
+                    (!matches!(e, AppError::Replayed)).then_some((scope, nonce, expires_at));
+                self.record_rejection(&audit, remember).await;
+                if let AppError::Store(inner) = &e {
+                    tracing::error!(error = %inner, "V2 request failed on the database");
+                }
+                Gateway::error_answer(key, &e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn v2_apply(
+        &self,
+        scope: &str,
+        nonce: &str,
+        expires_at: i64,
+        body: &[u8],
+        now: i64,
+        started: Instant,
+        audit: &mut Entry,
+    ) -> Result<Reply, AppError> {
+        let mut tx = self.db.pool.begin().await?;
+        if !nonces::remember(&mut tx, scope, nonce, now, expires_at).await? {
+            return Err(AppError::Replayed);
+        }
+        let request = SaasV2Request::decode(body)?;
+        audit.test = request.test_flag();
+        let reply = if request.test_flag() {
+            self.v2_test(&request)
+        } else {
+            self.v2_dispatch(&mut tx, &request, now, audit).await?
+        };
+        self.commit(tx, audit, reply.code(), started).await?;
+        Ok(reply)
+    }
+
+    async fn v2_dispatch(
+        &self,
+        conn: &mut AnyConnection,
+        request: &SaasV2Request,
+        now: i64,
+        audit: &mut Entry,
+    ) -> Result<Reply, AppError> {
+        match request {
+            SaasV2Request::NewInstance(r) => {
+                audit.order_id = Some(r.order_id.clone());
+                self.new_instance(conn, r, now, audit).await
+            }
+            SaasV2Request::QueryInstance(r) => {
+                audit.instance_id = Some(r.instance_id.clone());
+                self.query_instance(conn, &r.instance_ids(), now).await
+            }
+            SaasV2Request::RefreshInstance(r) => {
+                audit.order_id = Some(r.order_id.clone());
+                audit.instance_id = Some(r.instance_id.clone());
+                self.refresh_instance(conn, r, now).await
+            }
+            SaasV2Request::UpdateInstanceStatus(r) => {
+                audit.instance_id = Some(r.instance_id.clone());
+                let command = match r.status() {
+                    Some(StatusChange::Freeze) => Command::Freeze,
+                    Some(StatusChange::Unfreeze) => Command::Unfreeze,
+                    None => {
+                        return Err(koogallery::Error::from(FieldError::not_allowed(
+                            "status",
+                            StatusChange::NAMES,
+                        ))
+                        .into());
+                    }
+                };
+                self.change_state(conn, &r.instance_id, command, None, now)
+                    .await?;
+                Ok(Reply::ok())
+            }
+            SaasV2Request::ReleaseInstance(r) => {
+                audit.instance_id = Some(r.instance_id.clone());
+                audit.order_id.clone_from(&r.order_id);
+                self.change_state(
+                    conn,
+                    &r.instance_id,
+                    Command::Release,
+                    r.order_id.as_deref(),
+                    now,
+                )
+                .await?;
+                Ok(Reply::ok())
+            }
+            SaasV2Request::UpgradeInstance(r) => {
+                audit.instance_id = Some(r.instance_id.clone());
+                audit.order_id = Some(r.order_id.clone());
+                self.upgrade_instance(conn, r, now).await
+            }
+            SaasV2Request::ChangeInstanceCheck(r) => {
+                audit.instance_id = Some(r.instance_id.clone());
+                let inst = Gateway::instance(conn, &r.instance_id).await?;
+                // A renewal change may apply unless the instance is gone. Without usage data
+                // there is nothing that a downgrade could lose.
+                instance::apply(inst.state, Command::Upgrade)?;
+                Ok(Reply::ok())
+            }
+            SaasV2Request::OrderNotify(r) => {
+                audit.order_id = Some(r.order_id.clone());
+                if self.fetch_orders {
+                    let payload = JobPayload {
+                        order_id: Some(r.order_id.clone()),
+                        order_line_id: Some(r.order_line_id.clone()),
+                        purpose: Some("notify".to_owned()),
+                        ..JobPayload::default()
+                    };
+                    let dedupe = format!("notify|{}|{}", r.order_id, r.order_line_id);
+                    self.enqueue(conn, JOB_FETCH_ORDER, &payload, Some(&dedupe), now)
+                        .await?;
+                }
+                Ok(Reply::ok())
+            }
+        }
+    }
+
+    /// Debugging and dial-test calls (`testFlag = 1`, saas.md §2.4, §10): authenticated like any
+    /// call, answered with a well-formed success, touching nothing, repeatable in any order.
+    fn v2_test(&self, request: &SaasV2Request) -> Reply {
+        match request {
+            SaasV2Request::NewInstance(r) => Reply::New(saas_v2::NewInstanceResponse::new(
+                ResultCode::Success,
+                test_instance_id(&r.order_id, &r.order_line_id),
+            )),
+            SaasV2Request::QueryInstance(r) => {
+                let info = r
+                    .instance_ids()
+                    .iter()
+                    .map(|id| self.test_instance_info(id))
+                    .collect();
+                Reply::Query(QueryInstanceResponse::new(ResultCode::Success, info))
+            }
+            _ => Reply::ok(),
+        }
+    }
+
+    /// `newInstance` (saas.md §5.1, §6): idempotent by (orderId, orderLineId); the instance id is
+    /// the first call's businessId; provisioning happens in a job.
+    async fn new_instance(
+        &self,
+        conn: &mut AnyConnection,
+        r: &saas_v2::NewInstance,
+        now: i64,
+        audit: &mut Entry,
+    ) -> Result<Reply, AppError> {
+        let new = NewInstance {
+            instance_id: r.business_id.clone(),
+            create_key: format!("v2|{}|{}", r.order_id, r.order_line_id),
+            protocol: "saas_v2",
+            order_id: r.order_id.clone(),
+            order_line_id: Some(r.order_line_id.clone()).filter(|l| !l.is_empty()),
+            ..NewInstance::default()
+        };
+        let (inst, created) = self.create_instance(conn, new, now).await?;
+        audit.instance_id = Some(inst.instance_id.clone());
+        if created {
+            store_instances::record_event(
+                conn,
+                &inst.instance_id,
+                "created",
+                None,
+                State::Provisioning,
+                Some(&r.order_id),
+                None,
+                now,
+            )
+            .await?;
+            let payload = JobPayload {
+                instance_id: Some(inst.instance_id.clone()),
+                order_id: Some(r.order_id.clone()),
+                order_line_id: inst.order_line_id.clone(),
+                purpose: Some("create".to_owned()),
+            };
+            let kind = if self.fetch_orders {
+                JOB_FETCH_ORDER
+            } else {
+                JOB_PROVISION
+            };
+            self.enqueue(
+                conn,
+                kind,
+                &payload,
+                Some(&format!("create|{}", inst.instance_id)),
+                now,
+            )
+            .await?;
+        }
+        let code = Gateway::creation_status(&inst)?;
+        Ok(Reply::New(saas_v2::NewInstanceResponse::new(
+            code,
+            inst.instance_id,
+        )))
+    }
+
+    /// `queryInstance` (saas.md §5.2): `000004` while any requested instance is provisioning,
+    /// `000003` when none is known, otherwise one entry per known instance.
+    async fn query_instance(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[&str],
+        _now: i64,
+    ) -> Result<Reply, AppError> {
+        let mut info = Vec::new();
+        let mut provisioning = false;
+        let mut failure = None;
+        for id in ids {
+            let Some(inst) = store_instances::get(conn, id).await? else {
+                continue;
+            };
+            match Gateway::creation_status(&inst) {
+                Ok(ResultCode::Processing) => provisioning = true,
+                Ok(_) => info.push(self.instance_info(&inst, self.v2_cipher.as_ref())?),
+                Err(e) => failure = Some(e),
+            }
+        }
+        if provisioning {
+            return Ok(Reply::Query(QueryInstanceResponse::new(
+                ResultCode::Processing,
+                Vec::new(),
+            )));
+        }
+        if info.is_empty() {
+            return Err(failure.unwrap_or_else(|| AppError::NotFound(ids.join(","))));
+        }
+        let mut answer = QueryInstanceResponse::new(ResultCode::Success, info);
+        answer.encrypt_type = self
+            .v2_cipher
+            .as_ref()
+            .map(|c| c.key_size().encrypt_type().to_owned());
+        Ok(Reply::Query(answer))
+    }
+
+    /// `refreshInstance` (saas.md §5.3): a new absolute expiry, applied once per order id.
+    async fn refresh_instance(
+        &self,
+        conn: &mut AnyConnection,
+        r: &saas_v2::RefreshInstance,
+        now: i64,
+    ) -> Result<Reply, AppError> {
+        let inst = Gateway::instance(conn, &r.instance_id).await?;
+        let expire_at = koogallery::time::parse_expire_time(&r.expire_time).map_err(|e| {
+            koogallery::Error::from(FieldError::invalid("expireTime", e.to_string()))
+        })?;
+        let transition = instance::apply(inst.state, Command::Renew)?;
+        let (_, first) = store_instances::apply_order_once(
+            conn,
+            &r.order_id,
+            "refreshInstance",
+            &inst.instance_id,
+            now,
+        )
+        .await?;
+        if !first {
+            return Ok(Reply::ok());
+        }
+        let scene = r.scene();
+        let trial = matches!(scene, Some(Scene::TrialToFormal)).then_some(false);
+        store_instances::set_expiry(
+            conn,
+            &inst.instance_id,
+            koogallery::time::epoch_millis(expire_at),
+            trial,
+            now,
+        )
+        .await?;
+        if let Some(product_id) = &r.product_id {
+            let data = store_instances::OrderData {
+                product_id: Some(product_id.clone()),
+                ..Default::default()
+            };
+            store_instances::set_order_data(conn, &inst.instance_id, &data, now).await?;
+        }
+        let detail = format!(
+            "{{\"scene\":\"{}\",\"expireTime\":\"{}\"}}",
+            r.scene, r.expire_time
+        );
+        store_instances::record_event(
+            conn,
+            &inst.instance_id,
+            Command::Renew.event_kind(),
+            Some(transition.from),
+            transition.to,
+            Some(&r.order_id),
+            Some(&detail),
+            now,
+        )
+        .await?;
+        if matches!(scene, Some(Scene::RenewalChange)) && self.fetch_orders {
+            self.enqueue_order_fetch(
+                conn,
+                &inst.instance_id,
+                &r.order_id,
+                &r.order_line_id,
+                "change",
+                now,
+            )
+            .await?;
+        }
+        Ok(Reply::ok())
+    }
+
+    /// `upgradeInstance` (saas.md §5.6): applied once per order id; the new specification is read
+    /// from the order in a job.
+    async fn upgrade_instance(
+        &self,
+        conn: &mut AnyConnection,
+        r: &saas_v2::UpgradeInstance,
+        now: i64,
+    ) -> Result<Reply, AppError> {
+        let inst = Gateway::instance(conn, &r.instance_id).await?;
+        let transition = instance::apply(inst.state, Command::Upgrade)?;
+        let (_, first) = store_instances::apply_order_once(
+            conn,
+            &r.order_id,
+            "upgradeInstance",
+            &inst.instance_id,
+            now,
+        )
+        .await?;
+        if !first {
+            return Ok(Reply::ok());
+        }
+        store_instances::record_event(
+            conn,
+            &inst.instance_id,
+            Command::Upgrade.event_kind(),
+            Some(transition.from),
+            transition.to,
+            Some(&r.order_id),
+            None,
+            now,
+        )
+        .await?;
+        if self.fetch_orders {
+            self.enqueue_order_fetch(
+                conn,
+                &inst.instance_id,
+                &r.order_id,
+                &r.order_line_id,
+                "upgrade",
+                now,
+            )
+            .await?;
+        }
+        Ok(Reply::ok())
+    }
+
+    async fn enqueue_order_fetch(
+        &self,
+        conn: &mut AnyConnection,
+        instance_id: &str,
+        order_id: &str,
+        order_line_id: &str,
+        purpose: &str,
+        now: i64,
+    ) -> Result<(), AppError> {
+        let payload = JobPayload {
+            instance_id: Some(instance_id.to_owned()),
+            order_id: Some(order_id.to_owned()),
+            order_line_id: Some(order_line_id.to_owned()).filter(|l| !l.is_empty()),
+            purpose: Some(purpose.to_owned()),
+        };
+        self.enqueue(
+            conn,
+            JOB_FETCH_ORDER,
+            &payload,
+            Some(&format!("{purpose}|{order_id}")),
+            now,
+        )
+        .await
+    }
+
+    /// Creates an instance idempotently. The id is the first businessId; if that id is taken by
+    /// another order line (KooGallery never does this, but the id is not ours), a UUID is used.
+    pub(super) async fn create_instance(
+        &self,
+        conn: &mut AnyConnection,
+        mut new: NewInstance,
+        now: i64,
+    ) -> Result<(crate::store::instances::Instance, bool), AppError> {
+        if let Some(found) = store_instances::create_if_absent(conn, &new, now).await? {
+            return Ok(found);
+        }
+        new.instance_id = uuid::Uuid::new_v4().to_string();
+        store_instances::create_if_absent(conn, &new, now)
+            .await?
+            .ok_or_else(|| {
+                AppError::Store(crate::store::StoreError::Corrupt(
+                    "instance id collision".to_owned(),
+                ))
+            })
+    }
+
+    /// Applies a state command: compare-and-set on the state, an event when anything changed.
+    pub(super) async fn change_state(
+        &self,
+        conn: &mut AnyConnection,
+        instance_id: &str,
+        command: Command,
+        order_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), AppError> {
+        let inst = Gateway::instance(conn, instance_id).await?;
+        let t = instance::apply(inst.state, command)?;
+        if !t.changed {
+            return Ok(());
+        }
+        if !store_instances::set_state(conn, instance_id, t.from, t.to, now).await? {
+            return Err(AppError::Conflict);
+        }
+        store_instances::record_event(
+            conn,
+            instance_id,
+            command.event_kind(),
+            Some(t.from),
+            t.to,
+            order_id,
+            None,
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sample access information for debugging calls.
+    pub(super) fn test_instance_info(&self, id: &str) -> saas_v2::InstanceInfo {
+        let vars = crate::provision::Vars {
+            instance_id: id,
+            order_id: "test",
+            customer_id: "test",
+        };
+        let mut app = crate::provision::provision(&self.templates, vars);
+        app.password = Some("test-password".to_owned());
+        saas_v2::InstanceInfo {
+            instance_id: id.to_owned(),
+            app_info: Some(app),
+            usage_info: None,
+        }
+    }
+}
+
+/// A stable instance id for a debugging `newInstance`: the same order line always gets the
+/// same id, without storing anything.
+pub(super) fn test_instance_id(order_id: &str, order_line_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{order_id}\n{order_line_id}").as_bytes());
+    format!("test-{}", &hex::encode(digest)[..32])
+}

@@ -1,0 +1,356 @@
+//! Instances and their event history.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Result, StoreError, new_id};
+use crate::domain::instance::State;
+
+/// An instance as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub instance_id: String,
+    pub create_key: String,
+    pub protocol: String,
+    pub order_id: String,
+    pub order_line_id: Option<String>,
+    pub product_id: Option<String>,
+    pub sku_code: Option<String>,
+    pub charging_mode: Option<String>,
+    pub quantity: Option<String>,
+    pub customer_id: Option<String>,
+    pub state: State,
+    pub trial: bool,
+    pub expire_at: Option<i64>,
+    /// `AppInfo` JSON sealed with the data key.
+    pub app_info: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_msg: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What is known when an instance is created.
+#[derive(Debug, Clone, Default)]
+pub struct NewInstance {
+    pub instance_id: String,
+    pub create_key: String,
+    pub protocol: &'static str,
+    pub order_id: String,
+    pub order_line_id: Option<String>,
+    pub product_id: Option<String>,
+    pub sku_code: Option<String>,
+    pub charging_mode: Option<String>,
+    pub quantity: Option<String>,
+    pub customer_id: Option<String>,
+    pub trial: bool,
+    pub expire_at: Option<i64>,
+}
+
+const COLUMNS: &str = "instance_id, create_key, protocol, order_id, order_line_id, product_id, sku_code, \
+    charging_mode, quantity, customer_id, state, trial, expire_at, app_info, failure_code, failure_msg, created_at, updated_at";
+
+fn from_row(row: &AnyRow) -> Result<Instance> {
+    let state: String = row.try_get("state")?;
+    Ok(Instance {
+        instance_id: row.try_get("instance_id")?,
+        create_key: row.try_get("create_key")?,
+        protocol: row.try_get("protocol")?,
+        order_id: row.try_get("order_id")?,
+        order_line_id: row.try_get("order_line_id")?,
+        product_id: row.try_get("product_id")?,
+        sku_code: row.try_get("sku_code")?,
+        charging_mode: row.try_get("charging_mode")?,
+        quantity: row.try_get("quantity")?,
+        customer_id: row.try_get("customer_id")?,
+        state: State::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown instance state {state:?}")))?,
+        trial: row.try_get::<i64, _>("trial")? != 0,
+        expire_at: row.try_get("expire_at")?,
+        app_info: row.try_get("app_info")?,
+        failure_code: row.try_get("failure_code")?,
+        failure_msg: row.try_get("failure_msg")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Creates the instance unless one with the same `create_key` exists; returns the stored
+/// instance (the existing one on a repeat) and whether this call created it. Safe under
+/// concurrent duplicates: the unique constraint decides, not a prior read. `None` when the
+/// `instance_id` is taken by an instance of another `create_key`.
+pub async fn create_if_absent(
+    conn: &mut AnyConnection,
+    new: &NewInstance,
+    now_ms: i64,
+) -> Result<Option<(Instance, bool)>> {
+    let done = sqlx::query(
+        "INSERT INTO instances (instance_id, create_key, protocol, order_id, order_line_id, product_id, sku_code, \
+         charging_mode, quantity, customer_id, state, trial, expire_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING",
+    )
+    .bind(&new.instance_id)
+    .bind(&new.create_key)
+    .bind(new.protocol)
+    .bind(&new.order_id)
+    .bind(&new.order_line_id)
+    .bind(&new.product_id)
+    .bind(&new.sku_code)
+    .bind(&new.charging_mode)
+    .bind(&new.quantity)
+    .bind(&new.customer_id)
+    .bind(State::Provisioning.as_str())
+    .bind(i64::from(new.trial))
+    .bind(new.expire_at)
+    .bind(now_ms)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM instances WHERE create_key = $1"
+    ))
+    .bind(&new.create_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| Ok((from_row(&r)?, done.rows_affected() == 1)))
+        .transpose()
+}
+
+pub async fn get(conn: &mut AnyConnection, instance_id: &str) -> Result<Option<Instance>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM instances WHERE instance_id = $1"
+    ))
+    .bind(instance_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Instances, newest first, optionally of one state.
+pub async fn list(
+    conn: &mut AnyConnection,
+    state: Option<State>,
+    limit: i64,
+) -> Result<Vec<Instance>> {
+    let rows = match state {
+        Some(s) => {
+            sqlx::query(&format!("SELECT {COLUMNS} FROM instances WHERE state = $1 ORDER BY created_at DESC, instance_id LIMIT $2"))
+                .bind(s.as_str())
+                .bind(limit)
+                .fetch_all(conn)
+                .await?
+        }
+        None => {
+            sqlx::query(&format!("SELECT {COLUMNS} FROM instances ORDER BY created_at DESC, instance_id LIMIT $1"))
+                .bind(limit)
+                .fetch_all(conn)
+                .await?
+        }
+    };
+    rows.iter().map(from_row).collect()
+}
+
+/// Moves the state from `from` to `to` if it is still `from` (compare-and-set); false if
+/// another writer changed it first.
+pub async fn set_state(
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    from: State,
+    to: State,
+    now_ms: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE instances SET state = $1, updated_at = $2 WHERE instance_id = $3 AND state = $4",
+    )
+    .bind(to.as_str())
+    .bind(now_ms)
+    .bind(instance_id)
+    .bind(from.as_str())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A new absolute expiry (renewal, renewal refund, trial conversion); `trial` cleared on conversion.
+pub async fn set_expiry(
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    expire_at: i64,
+    trial: Option<bool>,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE instances SET expire_at = $1, trial = COALESCE($2, trial), updated_at = $3 WHERE instance_id = $4")
+        .bind(expire_at)
+        .bind(trial.map(i64::from))
+        .bind(now_ms)
+        .bind(instance_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Order data learnt after creation (from the query-order API) or a new specification (upgrade).
+#[derive(Debug, Clone, Default)]
+pub struct OrderData {
+    pub product_id: Option<String>,
+    pub sku_code: Option<String>,
+    pub charging_mode: Option<String>,
+    pub quantity: Option<String>,
+    pub customer_id: Option<String>,
+    pub trial: Option<bool>,
+    pub expire_at: Option<i64>,
+}
+
+/// Applies every field that is `Some`; the others keep their value.
+pub async fn set_order_data(
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    d: &OrderData,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE instances SET product_id = COALESCE($1, product_id), sku_code = COALESCE($2, sku_code), \
+         charging_mode = COALESCE($3, charging_mode), quantity = COALESCE($4, quantity), \
+         customer_id = COALESCE($5, customer_id), trial = COALESCE($6, trial), expire_at = COALESCE($7, expire_at), \
+         updated_at = $8 WHERE instance_id = $9",
+    )
+    .bind(&d.product_id)
+    .bind(&d.sku_code)
+    .bind(&d.charging_mode)
+    .bind(&d.quantity)
+    .bind(&d.customer_id)
+    .bind(d.trial.map(i64::from))
+    .bind(d.expire_at)
+    .bind(now_ms)
+    .bind(instance_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_app_info(
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    sealed: &str,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE instances SET app_info = $1, updated_at = $2 WHERE instance_id = $3")
+        .bind(sealed)
+        .bind(now_ms)
+        .bind(instance_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_failure(
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    code: &str,
+    msg: &str,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE instances SET failure_code = $1, failure_msg = $2, updated_at = $3 WHERE instance_id = $4")
+        .bind(code)
+        .bind(msg)
+        .bind(now_ms)
+        .bind(instance_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One entry of an instance's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: String,
+    pub instance_id: String,
+    pub kind: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub order_id: Option<String>,
+    pub detail: Option<String>,
+    pub at: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn record_event(
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    kind: &str,
+    from: Option<State>,
+    to: State,
+    order_id: Option<&str>,
+    detail: Option<&str>,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO instance_events (id, instance_id, kind, from_state, to_state, order_id, detail, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(new_id())
+    .bind(instance_id)
+    .bind(kind)
+    .bind(from.map(State::as_str))
+    .bind(to.as_str())
+    .bind(order_id)
+    .bind(detail)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The history of an instance, oldest first.
+pub async fn events(conn: &mut AnyConnection, instance_id: &str) -> Result<Vec<Event>> {
+    let rows = sqlx::query(
+        "SELECT id, instance_id, kind, from_state, to_state, order_id, detail, at FROM instance_events \
+         WHERE instance_id = $1 ORDER BY at, id",
+    )
+    .bind(instance_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Event {
+                id: r.try_get("id")?,
+                instance_id: r.try_get("instance_id")?,
+                kind: r.try_get("kind")?,
+                from_state: r.try_get("from_state")?,
+                to_state: r.try_get("to_state")?,
+                order_id: r.try_get("order_id")?,
+                detail: r.try_get("detail")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .collect()
+}
+
+/// Marks `(order_id, activity)` as applied to an instance. Returns the instance it was first
+/// applied to: this one on the first call, the original one on a repeat.
+pub async fn apply_order_once(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    activity: &str,
+    instance_id: &str,
+    now_ms: i64,
+) -> Result<(String, bool)> {
+    let done = sqlx::query(
+        "INSERT INTO applied_orders (order_id, activity, instance_id, applied_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (order_id, activity) DO NOTHING",
+    )
+    .bind(order_id)
+    .bind(activity)
+    .bind(instance_id)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    let first: String =
+        sqlx::query("SELECT instance_id FROM applied_orders WHERE order_id = $1 AND activity = $2")
+            .bind(order_id)
+            .bind(activity)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("instance_id")?;
+    Ok((first, done.rows_affected() == 1))
+}

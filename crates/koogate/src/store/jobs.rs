@@ -1,0 +1,187 @@
+//! The persistent job queue. A job is claimed with a lease (`locked_by`, `locked_until`); a
+//! worker that dies leaves its lease to expire and another worker claims the job again. A job's
+//! effects are committed together with its completion, which checks the lease is still ours,
+//! so a job whose lease was taken over cannot apply its effects twice.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Backend, Db, Result, new_id};
+
+/// A claimed job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    /// Claims so far, this one included.
+    pub attempts: i64,
+    pub max_attempts: i64,
+}
+
+/// A job as listed for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStatus {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: i64,
+    pub run_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// Adds a job. With a `dedupe_key`, a second job with the same key is not added (returns false).
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    kind: &str,
+    payload: &str,
+    dedupe_key: Option<&str>,
+    run_at: i64,
+    max_attempts: i64,
+    now_ms: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, dedupe_key, status, attempts, max_attempts, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(new_id())
+    .bind(kind)
+    .bind(payload)
+    .bind(dedupe_key)
+    .bind(max_attempts)
+    .bind(run_at)
+    .bind(now_ms)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+fn job_from_row(row: &AnyRow) -> Result<Job> {
+    Ok(Job {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        payload: row.try_get("payload")?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+    })
+}
+
+/// Claims the oldest due job whose lease is free, for `lease_ms`. On PostgreSQL concurrent
+/// workers skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite has one writer.
+pub async fn claim(db: &Db, worker: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Job>> {
+    let lock = match db.backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
+         WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $3 \
+                     AND (locked_until IS NULL OR locked_until < $3) ORDER BY run_at, id LIMIT 1{lock}) \
+         RETURNING id, kind, payload, attempts, max_attempts"
+    );
+    let row = sqlx::query(&sql)
+        .bind(worker)
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+/// Marks a claimed job done, if the lease is still this worker's. Call inside the transaction
+/// that applies the job's effects, and roll back when it returns false.
+pub async fn complete(
+    conn: &mut AnyConnection,
+    id: &str,
+    worker: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = $1 \
+         WHERE id = $2 AND locked_by = $3 AND status = 'pending'",
+    )
+    .bind(now_ms)
+    .bind(id)
+    .bind(worker)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Releases a claimed job to run again at `run_at`, recording why it failed.
+pub async fn retry_at(
+    db: &Db,
+    id: &str,
+    worker: &str,
+    run_at: i64,
+    error: &str,
+    now_ms: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET locked_by = NULL, locked_until = NULL, run_at = $1, last_error = $2, updated_at = $3 \
+         WHERE id = $4 AND locked_by = $5",
+    )
+    .bind(run_at)
+    .bind(error)
+    .bind(now_ms)
+    .bind(id)
+    .bind(worker)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Gives a claimed job up for good ('dead'), recording why; call inside the transaction that
+/// records the failure's effects.
+pub async fn give_up(
+    conn: &mut AnyConnection,
+    id: &str,
+    worker: &str,
+    error: &str,
+    now_ms: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = 'dead', locked_by = NULL, locked_until = NULL, last_error = $1, updated_at = $2 \
+         WHERE id = $3 AND locked_by = $4 AND status = 'pending'",
+    )
+    .bind(error)
+    .bind(now_ms)
+    .bind(id)
+    .bind(worker)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The earliest `run_at` of a pending job, to know how long a worker may sleep.
+pub async fn next_due(db: &Db) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT MIN(run_at) AS next FROM jobs WHERE status = 'pending'")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(row.try_get("next")?)
+}
+
+/// Jobs, newest first, optionally of one status.
+pub async fn list(db: &Db, status: Option<&str>, limit: i64) -> Result<Vec<JobStatus>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, status, attempts, run_at, last_error FROM jobs WHERE ($1 IS NULL OR status = $1) \
+         ORDER BY created_at DESC, id LIMIT $2",
+    )
+    .bind(status)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(JobStatus {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                status: r.try_get("status")?,
+                attempts: r.try_get("attempts")?,
+                run_at: r.try_get("run_at")?,
+                last_error: r.try_get("last_error")?,
+            })
+        })
+        .collect()
+}

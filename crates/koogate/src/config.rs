@@ -44,6 +44,8 @@ const DEFAULT_MAX_BODY_BYTES: usize = 65_536;
 const DEFAULT_FRONT_END_URL: &str = "https://app.example.com/t/{instance_id}";
 const DEFAULT_USER_NAME: &str = "admin";
 const DEFAULT_WORKERS: usize = 2;
+const DEFAULT_JOB_LEASE_SECS: u64 = 60;
+const MIN_JOB_LEASE_SECS: u64 = 5;
 const MAX_WINDOW_SECS: u64 = 3600;
 const MIN_BODY_BYTES: usize = 1024;
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -223,6 +225,13 @@ mod s {
     );
     pub const WORKERS: Setting =
         setting("workers", "--workers", "KOOGATE_WORKERS", "workers", false);
+    pub const JOB_LEASE_SECS: Setting = setting(
+        "job_lease_secs",
+        "--job-lease-secs",
+        "KOOGATE_JOB_LEASE_SECS",
+        "job_lease_secs",
+        false,
+    );
     pub const LOG_FORMAT: Setting = setting(
         "log_format",
         "--log-format",
@@ -261,6 +270,7 @@ pub const SETTINGS: &[Setting] = &[
     s::MEMO,
     s::USER_NAME,
     s::WORKERS,
+    s::JOB_LEASE_SECS,
     s::LOG_FORMAT,
 ];
 
@@ -410,6 +420,10 @@ pub struct ConfigArgs {
     /// Background job workers, 1..=64 [default: 2]
     #[arg(long, env = "KOOGATE_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
+    /// Seconds a claimed job stays reserved for its worker; after a crash, the job runs again
+    /// once its lease has expired, 5..=3600 [default: 60]
+    #[arg(long, env = "KOOGATE_JOB_LEASE_SECS", value_name = "SECS")]
+    pub job_lease_secs: Option<u64>,
     /// Log format: text or json [default: text]
     #[arg(long, env = "KOOGATE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -451,6 +465,7 @@ impl fmt::Debug for ConfigArgs {
             .field("memo", &self.memo)
             .field("user_name", &self.user_name)
             .field("workers", &self.workers)
+            .field("job_lease_secs", &self.job_lease_secs)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -559,6 +574,8 @@ pub struct Config {
     pub v2_encrypt_credentials: bool,
     pub provisioner: ProvisionerTemplates,
     pub workers: usize,
+    /// How long a claimed job is reserved for its worker, in milliseconds.
+    pub job_lease_ms: u64,
     pub log_format: LogFormat,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
@@ -587,6 +604,7 @@ impl fmt::Debug for Config {
             .field("v2_encrypt_credentials", &self.v2_encrypt_credentials)
             .field("provisioner", &self.provisioner)
             .field("workers", &self.workers)
+            .field("job_lease_ms", &self.job_lease_ms)
             .field("log_format", &self.log_format)
             .field("config_file", &self.config_file)
             .field("sources", &self.sources)
@@ -618,6 +636,7 @@ impl Clone for Config {
             v2_encrypt_credentials: self.v2_encrypt_credentials,
             provisioner: self.provisioner.clone(),
             workers: self.workers,
+            job_lease_ms: self.job_lease_ms,
             log_format: self.log_format,
             config_file: self.config_file.clone(),
             sources: self.sources.clone(),
@@ -646,6 +665,7 @@ struct FileConfig {
     data_key: Option<String>,
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
+    job_lease_secs: Option<u64>,
     log_format: Option<String>,
     #[serde(default)]
     keys: FileKeys,
@@ -1195,6 +1215,13 @@ impl Config {
         let workers = r.req(&s::WORKERS, a.workers, file.workers, DEFAULT_WORKERS, |v| {
             check_range(v, 1, MAX_WORKERS)
         })?;
+        let job_lease_secs = r.req(
+            &s::JOB_LEASE_SECS,
+            a.job_lease_secs,
+            file.job_lease_secs,
+            DEFAULT_JOB_LEASE_SECS,
+            |v| check_range(v, MIN_JOB_LEASE_SECS, MAX_WINDOW_SECS),
+        )?;
         let log_format = r.req(
             &s::LOG_FORMAT,
             a.log_format,
@@ -1231,6 +1258,7 @@ impl Config {
                 user_name,
             },
             workers,
+            job_lease_ms: job_lease_secs * 1000,
             log_format,
             config_file: config_file.clone(),
             sources: r.sources,
@@ -1515,6 +1543,7 @@ impl Config {
                 "memo" => self.provisioner.memo.clone(),
                 "user_name" => Some(self.provisioner.user_name.clone()),
                 "workers" => Some(self.workers.to_string()),
+                "job_lease_secs" => Some((self.job_lease_ms / 1000).to_string()),
                 "log_format" => Some(self.log_format.as_str().to_owned()),
                 _ => None,
             };

@@ -100,6 +100,16 @@ pub async fn run_server(
         Some(t) => Some(crate::http::tls_acceptor(&t.cert, &t.key)?),
         None => None,
     };
+    if db.backend == crate::store::Backend::Sqlite {
+        // SQLite serves one node: any lease left in the database belongs to a process that died.
+        let freed = crate::store::jobs::release_all_leases(&db).await?;
+        if freed > 0 {
+            tracing::info!(
+                jobs = freed,
+                "resuming jobs interrupted by the previous run"
+            );
+        }
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let node = uuid::Uuid::new_v4().simple().to_string();
     for i in 0..config.workers.max(1) {
@@ -107,6 +117,7 @@ pub async fn run_server(
             gateway: gateway.clone(),
             openapi: openapi.clone(),
             worker_id: format!("{}-{i}", &node[..12]),
+            lease_ms: i64::try_from(config.job_lease_ms).unwrap_or(i64::MAX),
         };
         tasks.spawn(runner.run(shutdown.clone()));
     }

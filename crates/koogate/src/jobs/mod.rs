@@ -16,8 +16,6 @@ use crate::store::instances::OrderData;
 use crate::store::jobs::{self, Job};
 use crate::store::{StoreError, instances, orders};
 
-/// How long a claimed job is reserved for its worker.
-pub const LEASE_MS: i64 = 5 * 60 * 1000;
 /// How often an idle worker looks for due jobs enqueued by other nodes or scheduled for later.
 pub const POLL: Duration = Duration::from_secs(1);
 
@@ -56,6 +54,9 @@ pub struct Runner {
     pub gateway: Arc<Gateway>,
     pub openapi: Option<Arc<OpenApiClient>>,
     pub worker_id: String,
+    /// How long a claimed job is reserved for this worker; a job is cut off at half of it, so
+    /// a live worker never outlasts its lease.
+    pub lease_ms: i64,
 }
 
 impl Runner {
@@ -66,7 +67,7 @@ impl Runner {
                 break;
             }
             let now = self.gateway.clock.now_ms();
-            match jobs::claim(&self.gateway.db, &self.worker_id, now, LEASE_MS).await {
+            match jobs::claim(&self.gateway.db, &self.worker_id, now, self.lease_ms).await {
                 Ok(Some(job)) => self.execute(job).await,
                 Ok(None) => {
                     let notified = self.gateway.jobs_ready.notified();
@@ -103,14 +104,23 @@ impl Runner {
                 return;
             }
         };
-        let outcome = match job.kind.as_str() {
-            JOB_FETCH_ORDER => self.fetch_order(&job, &payload).await,
-            JOB_PROVISION => self.provision(&job, &payload).await,
-            other => Err(JobError::Permanent {
-                code: ResultCode::InternalError,
-                message: format!("unknown job kind {other:?}"),
-            }),
+        let run = async {
+            match job.kind.as_str() {
+                JOB_FETCH_ORDER => self.fetch_order(&job, &payload).await,
+                JOB_PROVISION => self.provision(&job, &payload).await,
+                other => Err(JobError::Permanent {
+                    code: ResultCode::InternalError,
+                    message: format!("unknown job kind {other:?}"),
+                }),
+            }
         };
+        let limit = Duration::from_millis(u64::try_from(self.lease_ms / 2).unwrap_or(1));
+        let outcome = tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+            Err(JobError::Transient(format!(
+                "timed out after {} ms",
+                limit.as_millis()
+            )))
+        });
         match outcome {
             Ok(()) => tracing::info!(job = %job.id, kind = %job.kind, "job done"),
             Err(JobError::Permanent { code, message }) => {

@@ -154,6 +154,17 @@ pub async fn give_up(
     Ok(done.rows_affected() == 1)
 }
 
+/// Frees every lease. Only for a single-node SQLite deployment at start-up, when no other
+/// worker can hold one: jobs interrupted by a crash then resume at once.
+pub async fn release_all_leases(db: &Db) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET locked_by = NULL, locked_until = NULL WHERE status = 'pending' AND locked_by IS NOT NULL",
+    )
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// The earliest `run_at` of a pending job, to know how long a worker may sleep.
 pub async fn next_due(db: &Db) -> Result<Option<i64>> {
     let row = sqlx::query("SELECT MIN(run_at) AS next FROM jobs WHERE status = 'pending'")

@@ -102,12 +102,16 @@ pub async fn run_server(
     };
     if db.backend == crate::store::Backend::Sqlite {
         // SQLite serves one node: any lease left in the database belongs to a process that died.
-        let freed = crate::store::jobs::release_all_leases(&db).await?;
-        if freed > 0 {
-            tracing::info!(
+        // Not fatal: the leases expire on their own, and /readyz reports the database.
+        match crate::store::jobs::release_all_leases(&db).await {
+            Ok(0) => {}
+            Ok(freed) => tracing::info!(
                 jobs = freed,
                 "resuming jobs interrupted by the previous run"
-            );
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot free the leases of the previous run; they expire on their own")
+            }
         }
     }
     let mut tasks = tokio::task::JoinSet::new();

@@ -20,6 +20,7 @@ use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
+use crate::domain::instance::{self, Command};
 use crate::error::AppError;
 use crate::provision::Templates;
 use crate::seal::Sealer;
@@ -164,8 +165,7 @@ impl Gateway {
                     AppError::Store(crate::store::StoreError::Corrupt(e.to_string()))
                 })?;
                 if let Some(c) = cipher {
-                    app.user_name = app.user_name.map(|u| c.encrypt(&u));
-                    app.password = app.password.map(|p| c.encrypt(&p));
+                    encrypt_credentials(&mut app, c);
                 }
                 Some(app)
             }
@@ -176,6 +176,58 @@ impl Gateway {
             app_info,
             usage_info: None,
         })
+    }
+
+    /// A renewal (saas.md §5.3, §13.3): the new absolute expiry, applied once per order id
+    /// (renewal refunds shorten it the same way). Returns false for a repeat of an applied order.
+    pub(super) async fn renew(
+        &self,
+        conn: &mut AnyConnection,
+        r: &Renewal<'_>,
+        now: i64,
+    ) -> Result<bool, AppError> {
+        let inst = Gateway::instance(conn, r.instance_id).await?;
+        let expire_at = koogallery::time::parse_expire_time(r.expire_time).map_err(|e| {
+            koogallery::Error::from(koogallery::error::FieldError::invalid(
+                "expireTime",
+                e.to_string(),
+            ))
+        })?;
+        let t = instance::apply(inst.state, Command::Renew)?;
+        let (_, first) =
+            instances::apply_order_once(conn, r.order_id, "refreshInstance", r.instance_id, now)
+                .await?;
+        if !first {
+            return Ok(false);
+        }
+        let trial = r.trial_to_formal.then_some(false);
+        instances::set_expiry(
+            conn,
+            r.instance_id,
+            koogallery::time::epoch_millis(expire_at),
+            trial,
+            now,
+        )
+        .await?;
+        if let Some(product_id) = r.product_id {
+            let data = instances::OrderData {
+                product_id: Some(product_id.to_owned()),
+                ..Default::default()
+            };
+            instances::set_order_data(conn, r.instance_id, &data, now).await?;
+        }
+        instances::record_event(
+            conn,
+            r.instance_id,
+            Command::Renew.event_kind(),
+            Some(t.from),
+            t.to,
+            Some(r.order_id),
+            Some(&r.detail),
+            now,
+        )
+        .await?;
+        Ok(true)
     }
 
     /// The answer code of an instance that exists: ready, still provisioning, or failed.
@@ -238,6 +290,24 @@ impl Gateway {
         self.record_rejection(&audit, None).await;
         Gateway::error_answer(&self.keys.basic, &e)
     }
+}
+
+/// What a renewal carries, from either protocol generation.
+pub(super) struct Renewal<'a> {
+    pub instance_id: &'a str,
+    pub order_id: &'a str,
+    pub expire_time: &'a str,
+    pub trial_to_formal: bool,
+    pub product_id: Option<&'a str>,
+    /// JSON recorded with the event.
+    pub detail: String,
+}
+
+/// Encrypts the credentials of access information with a field cipher (V1 always; V2 when
+/// configured, security.md §13).
+pub(super) fn encrypt_credentials(app: &mut AppInfo, cipher: &FieldCipher) {
+    app.user_name = app.user_name.as_deref().map(|u| cipher.encrypt(u));
+    app.password = app.password.as_deref().map(|p| cipher.encrypt(p));
 }
 
 /// Fills the audit fields of a failed call.

@@ -16,7 +16,7 @@ use koogallery::sign::v1;
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{Answer, Gateway, fail_audit, redact};
+use super::{Answer, Gateway, Renewal, encrypt_credentials, fail_audit, redact};
 use crate::domain::instance::{self, Command, State};
 use crate::error::AppError;
 use crate::store::audit::Entry;
@@ -131,12 +131,10 @@ impl Gateway {
         match request {
             SaasV1Request::NewInstance(r) => {
                 let id = super::v2::test_instance_id(&r.order_id, &r.product_id);
-                let info = self.test_instance_info(&id);
-                let app = info.app_info.map(|mut app| {
-                    app.user_name = app.user_name.map(|u| self.v1_cipher.encrypt(&u));
-                    app.password = app.password.map(|p| self.v1_cipher.encrypt(&p));
-                    app
-                });
+                let mut app = self.test_instance_info(&id).app_info;
+                if let Some(app) = app.as_mut() {
+                    encrypt_credentials(app, &self.v1_cipher);
+                }
                 let mut answer = saas_v1::NewInstanceResponse::new(ResultCode::Success, id, app);
                 answer.encrypt_type = Some(self.v1_cipher.key_size().encrypt_type().to_owned());
                 Reply::New(answer)
@@ -148,9 +146,7 @@ impl Gateway {
                     .map(|id| {
                         let mut info = self.test_instance_info(id);
                         if let Some(app) = info.app_info.as_mut() {
-                            app.user_name =
-                                app.user_name.as_ref().map(|u| self.v1_cipher.encrypt(u));
-                            app.password = app.password.as_ref().map(|p| self.v1_cipher.encrypt(p));
+                            encrypt_credentials(app, &self.v1_cipher);
                         }
                         info
                     })
@@ -178,55 +174,15 @@ impl Gateway {
             SaasV1Request::RefreshInstance(r) => {
                 audit.order_id = Some(r.order_id.clone());
                 audit.instance_id = Some(r.instance_id.clone());
-                let inst = Gateway::instance(conn, &r.instance_id).await?;
-                let expire_at =
-                    koogallery::time::parse_expire_time(&r.expire_time).map_err(|e| {
-                        koogallery::Error::from(FieldError::invalid("expireTime", e.to_string()))
-                    })?;
-                let t = instance::apply(inst.state, Command::Renew)?;
-                let (_, first) = store_instances::apply_order_once(
-                    conn,
-                    &r.order_id,
-                    "refreshInstance",
-                    &inst.instance_id,
-                    now,
-                )
-                .await?;
-                if first {
-                    let trial = r.is_trial_to_formal().then_some(false);
-                    store_instances::set_expiry(
-                        conn,
-                        &inst.instance_id,
-                        koogallery::time::epoch_millis(expire_at),
-                        trial,
-                        now,
-                    )
-                    .await?;
-                    if let Some(product_id) = &r.product_id {
-                        let data = OrderData {
-                            product_id: Some(product_id.clone()),
-                            ..OrderData::default()
-                        };
-                        store_instances::set_order_data(conn, &inst.instance_id, &data, now)
-                            .await?;
-                    }
-                    let detail = format!(
-                        "{{\"trialToFormal\":{},\"expireTime\":\"{}\"}}",
-                        r.is_trial_to_formal(),
-                        r.expire_time
-                    );
-                    store_instances::record_event(
-                        conn,
-                        &inst.instance_id,
-                        Command::Renew.event_kind(),
-                        Some(t.from),
-                        t.to,
-                        Some(&r.order_id),
-                        Some(&detail),
-                        now,
-                    )
-                    .await?;
-                }
+                let renewal = Renewal {
+                    instance_id: &r.instance_id,
+                    order_id: &r.order_id,
+                    expire_time: &r.expire_time,
+                    trial_to_formal: r.is_trial_to_formal(),
+                    product_id: r.product_id.as_deref(),
+                    detail: serde_json::json!({"trialToFormal": r.is_trial_to_formal(), "expireTime": r.expire_time}).to_string(),
+                };
+                self.renew(conn, &renewal, now).await?;
                 Ok(Reply::ok())
             }
             SaasV1Request::ExpireInstance(r) => {

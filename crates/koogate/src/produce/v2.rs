@@ -11,7 +11,9 @@ use koogallery::sign::{SignedRequest, v2};
 use serde::Serialize;
 use sqlx::AnyConnection;
 
-use super::{Answer, Gateway, JOB_FETCH_ORDER, JOB_PROVISION, JobPayload, fail_audit, redact};
+use super::{
+    Answer, Gateway, JOB_FETCH_ORDER, JOB_PROVISION, JobPayload, Renewal, fail_audit, redact,
+};
 use crate::domain::instance::{self, Command, State};
 use crate::error::AppError;
 use crate::store::audit::Entry;
@@ -154,7 +156,7 @@ impl Gateway {
             }
             SaasV2Request::QueryInstance(r) => {
                 audit.instance_id = Some(r.instance_id.clone());
-                self.query_instance(conn, &r.instance_ids(), now).await
+                self.query_instance(conn, &r.instance_ids()).await
             }
             SaasV2Request::RefreshInstance(r) => {
                 audit.order_id = Some(r.order_id.clone());
@@ -306,7 +308,6 @@ impl Gateway {
         &self,
         conn: &mut AnyConnection,
         ids: &[&str],
-        _now: i64,
     ) -> Result<Reply, AppError> {
         let mut info = Vec::new();
         let mut provisioning = false;
@@ -345,58 +346,20 @@ impl Gateway {
         r: &saas_v2::RefreshInstance,
         now: i64,
     ) -> Result<Reply, AppError> {
-        let inst = Gateway::instance(conn, &r.instance_id).await?;
-        let expire_at = koogallery::time::parse_expire_time(&r.expire_time).map_err(|e| {
-            koogallery::Error::from(FieldError::invalid("expireTime", e.to_string()))
-        })?;
-        let transition = instance::apply(inst.state, Command::Renew)?;
-        let (_, first) = store_instances::apply_order_once(
-            conn,
-            &r.order_id,
-            "refreshInstance",
-            &inst.instance_id,
-            now,
-        )
-        .await?;
-        if !first {
-            return Ok(Reply::ok());
-        }
         let scene = r.scene();
-        let trial = matches!(scene, Some(Scene::TrialToFormal)).then_some(false);
-        store_instances::set_expiry(
-            conn,
-            &inst.instance_id,
-            koogallery::time::epoch_millis(expire_at),
-            trial,
-            now,
-        )
-        .await?;
-        if let Some(product_id) = &r.product_id {
-            let data = store_instances::OrderData {
-                product_id: Some(product_id.clone()),
-                ..Default::default()
-            };
-            store_instances::set_order_data(conn, &inst.instance_id, &data, now).await?;
-        }
-        let detail = format!(
-            "{{\"scene\":\"{}\",\"expireTime\":\"{}\"}}",
-            r.scene, r.expire_time
-        );
-        store_instances::record_event(
-            conn,
-            &inst.instance_id,
-            Command::Renew.event_kind(),
-            Some(transition.from),
-            transition.to,
-            Some(&r.order_id),
-            Some(&detail),
-            now,
-        )
-        .await?;
-        if matches!(scene, Some(Scene::RenewalChange)) && self.fetch_orders {
+        let renewal = Renewal {
+            instance_id: &r.instance_id,
+            order_id: &r.order_id,
+            expire_time: &r.expire_time,
+            trial_to_formal: matches!(scene, Some(Scene::TrialToFormal)),
+            product_id: r.product_id.as_deref(),
+            detail: serde_json::json!({"scene": r.scene, "expireTime": r.expire_time}).to_string(),
+        };
+        let applied = self.renew(conn, &renewal, now).await?;
+        if applied && matches!(scene, Some(Scene::RenewalChange)) && self.fetch_orders {
             self.enqueue_order_fetch(
                 conn,
-                &inst.instance_id,
+                &r.instance_id,
                 &r.order_id,
                 &r.order_line_id,
                 "change",

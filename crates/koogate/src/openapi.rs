@@ -21,6 +21,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 pub const ORDER_QUERY_PATH: &str = "/api/mkp-openapi-public/global/v1/order/query";
 /// The main host (openapi.md §1); `mkt.myhuaweicloud.cn` is its fallback.
 pub const DEFAULT_BASE_URL: &str = "https://mkt.myhuaweicloud.com";
+/// Where to retry when the main host cannot be reached (openapi.md §1).
+pub const FALLBACK_BASE_URL: &str = "https://mkt.myhuaweicloud.cn";
 /// Connection-establishment timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Timeout of a whole request, response body included.
@@ -90,6 +92,70 @@ fn retryable_status(status: u16) -> bool {
     status == 429 || (500..600).contains(&status)
 }
 
+/// A parsed, validated base URL.
+struct Base {
+    /// `scheme://authority`.
+    origin: String,
+    /// Path prefix without a trailing slash (usually empty).
+    prefix: String,
+    /// The host as signed: with the port only when it is not the scheme's default.
+    host: String,
+    https: bool,
+}
+
+impl Base {
+    fn parse(base_url: &str) -> Result<Base, OpenApiError> {
+        let config = |m: &str| OpenApiError::Config(m.to_owned());
+        let url = url::Url::parse(base_url)
+            .map_err(|e| OpenApiError::Config(format!("base URL is invalid: {e}")))?;
+        let host_name = url
+            .host_str()
+            .ok_or_else(|| config("base URL has no host"))?;
+        let https = match url.scheme() {
+            "https" => true,
+            "http" if is_loopback(&url) => false,
+            "http" => return Err(config("base URL must be https (http only for loopback)")),
+            _ => return Err(config("base URL must be https")),
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(config("base URL must not hold credentials"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(config("base URL must not have a query or fragment"));
+        }
+        let host = match url.port() {
+            Some(port) => format!("{host_name}:{port}"),
+            None => host_name.to_owned(),
+        };
+        Ok(Base {
+            origin: format!("{}://{host}", url.scheme()),
+            prefix: url.path().trim_end_matches('/').to_owned(),
+            host,
+            https,
+        })
+    }
+}
+
+/// A failed send: the host could not be reached at all (worth trying the fallback), or anything else.
+enum SendError {
+    Unreachable(OpenApiError),
+    Other(OpenApiError),
+}
+
+impl SendError {
+    fn into_error(self) -> OpenApiError {
+        match self {
+            SendError::Unreachable(e) | SendError::Other(e) => e,
+        }
+    }
+}
+
+impl From<OpenApiError> for SendError {
+    fn from(e: OpenApiError) -> Self {
+        SendError::Other(e)
+    }
+}
+
 /// A signed-request client for one KooGallery site and one account AK/SK.
 pub struct OpenApiClient {
     http: reqwest::Client,
@@ -99,6 +165,8 @@ pub struct OpenApiClient {
     prefix: String,
     /// The URL host as signed: with the port only when it is not the scheme's default.
     host: String,
+    /// `(origin, host)` of the host to retry when the main one cannot be reached.
+    fallback: Option<(String, String)>,
     ak: String,
     sk: String,
 }
@@ -119,23 +187,7 @@ impl OpenApiClient {
     /// accepted only for a loopback host (tests, local emulator). Redirects are not followed.
     pub fn new(base_url: &str, ak: &str, sk: &str) -> Result<Self, OpenApiError> {
         let config = |m: &str| OpenApiError::Config(m.to_owned());
-        let url = url::Url::parse(base_url)
-            .map_err(|e| OpenApiError::Config(format!("base URL is invalid: {e}")))?;
-        let host_name = url
-            .host_str()
-            .ok_or_else(|| config("base URL has no host"))?;
-        let https = match url.scheme() {
-            "https" => true,
-            "http" if is_loopback(&url) => false,
-            "http" => return Err(config("base URL must be https (http only for loopback)")),
-            _ => return Err(config("base URL must be https")),
-        };
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(config("base URL must not hold credentials"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(config("base URL must not have a query or fragment"));
-        }
+        let base = Base::parse(base_url)?;
         if !valid_access_key(ak) {
             return Err(config(
                 "access key must be non-empty printable ASCII without spaces or commas",
@@ -144,10 +196,7 @@ impl OpenApiClient {
         if sk.is_empty() {
             return Err(config("secret key is empty"));
         }
-        let host = match url.port() {
-            Some(port) => format!("{host_name}:{port}"),
-            None => host_name.to_owned(),
-        };
+        let https = base.https;
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -157,14 +206,28 @@ impl OpenApiClient {
             .min_tls_version(reqwest::tls::Version::TLS_1_2)
             .build()
             .map_err(|e| OpenApiError::Config(format!("HTTP client: {}", error_chain(&e))))?;
+        // The main site's documented fallback host is used automatically.
+        let fallback = (base_url.trim_end_matches('/') == DEFAULT_BASE_URL)
+            .then(|| Base::parse(FALLBACK_BASE_URL))
+            .transpose()?
+            .map(|f| (f.origin, f.host));
         Ok(Self {
             http,
-            origin: format!("{}://{host}", url.scheme()),
-            prefix: url.path().trim_end_matches('/').to_owned(),
-            host,
+            origin: base.origin,
+            prefix: base.prefix,
+            host: base.host,
+            fallback,
             ak: ak.to_owned(),
             sk: sk.to_owned(),
         })
+    }
+
+    /// Retries requests that cannot reach the main host on `base_url` (same path prefix). For
+    /// the main site this is [`FALLBACK_BASE_URL`], set by [`OpenApiClient::new`].
+    pub fn with_fallback(mut self, base_url: &str) -> Result<Self, OpenApiError> {
+        let base = Base::parse(base_url)?;
+        self.fallback = Some((base.origin, base.host));
+        Ok(self)
     }
 
     /// Reads an order (openapi.md §5), its lines filtered to `order_line_id` when given.
@@ -273,13 +336,41 @@ impl OpenApiClient {
         query: &[(String, String)],
         body: &[u8],
     ) -> Result<(u16, Vec<u8>), OpenApiError> {
+        match self
+            .send_to(&self.origin, &self.host, method.clone(), path, query, body)
+            .await
+        {
+            Err(SendError::Unreachable(e)) => match &self.fallback {
+                // Only a host that could not be reached is retried elsewhere: a request that
+                // was sent may have been applied. It is signed again, for the other host.
+                Some((origin, host)) => {
+                    tracing::warn!(error = %e, fallback = %origin, "open API host unreachable; trying the fallback host");
+                    self.send_to(origin, host, method, path, query, body)
+                        .await
+                        .map_err(SendError::into_error)
+                }
+                None => Err(e),
+            },
+            other => other.map_err(SendError::into_error),
+        }
+    }
+
+    async fn send_to(
+        &self,
+        origin: &str,
+        host: &str,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), SendError> {
         let path = format!("{}{path}", self.prefix);
         let headers = vec![(CONTENT_TYPE.as_str().to_owned(), JSON.to_owned())];
         let date = koogallery::time::format_sdk_date(time::OffsetDateTime::now_utc());
         let signed = apig::sign(
             &apig::Request {
                 method: method.as_str(),
-                host: &self.host,
+                host,
                 path: &path,
                 query,
                 headers: &headers,
@@ -291,9 +382,9 @@ impl OpenApiClient {
         );
         let query = apig::canonical_query(query);
         let url = if query.is_empty() {
-            format!("{}{path}", self.origin)
+            format!("{origin}{path}")
         } else {
-            format!("{}{path}?{query}", self.origin)
+            format!("{origin}{path}?{query}")
         };
         let mut authorization = HeaderValue::from_str(&signed.authorization).map_err(|_| {
             OpenApiError::Config("credentials are not valid header text".to_owned())
@@ -314,15 +405,18 @@ impl OpenApiClient {
                 .map_err(|e| OpenApiError::Config(format!("header value: {e}")))?;
             request = request.header(name, value);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| OpenApiError::Transport(self.redact(&error_chain(&e))))?;
+        let response = request.send().await.map_err(|e| {
+            let error = OpenApiError::Transport(self.redact(&error_chain(&e)));
+            if e.is_connect() {
+                SendError::Unreachable(error)
+            } else {
+                SendError::Other(error)
+            }
+        })?;
         let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| OpenApiError::Transport(self.redact(&error_chain(&e))))?;
+        let bytes = response.bytes().await.map_err(|e| {
+            SendError::Other(OpenApiError::Transport(self.redact(&error_chain(&e))))
+        })?;
         tracing::debug!(%method, path = %path, status, bytes = bytes.len(), "open API call");
         Ok((status, bytes.to_vec()))
     }

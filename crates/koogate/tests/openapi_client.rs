@@ -211,6 +211,39 @@ async fn closed_port_is_a_retryable_transport_error() {
 }
 
 #[tokio::test]
+async fn an_unreachable_host_is_retried_on_the_fallback_host() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = listener.local_addr().unwrap();
+    drop(listener);
+    let (api, fallback) = start_emulator().await;
+    let client = OpenApiClient::new(&format!("http://{closed}"), AK, SK)
+        .unwrap()
+        .with_fallback(&format!("http://{fallback}"))
+        .unwrap();
+    let order = client.query_order("MOCKONDEMAND", None).await.unwrap();
+    assert_eq!(order.order_id, "MOCKONDEMAND");
+    // Signed for the fallback host: the emulator verified it.
+    let log = api.requests();
+    assert_eq!(log.len(), 1);
+    assert!(log[0].verdict.is_verified(), "{log:?}");
+    // A host that answers, even with an error, is not retried elsewhere.
+    let (_, reachable) = start_emulator().await;
+    let client = OpenApiClient::new(&format!("http://{reachable}"), AK, "wrong-secret")
+        .unwrap()
+        .with_fallback(&format!("http://{fallback}"))
+        .unwrap();
+    assert!(matches!(
+        client.query_order("MOCKONDEMAND", None).await,
+        Err(OpenApiError::Gateway { .. })
+    ));
+    assert_eq!(
+        api.requests().len(),
+        1,
+        "the fallback host saw nothing more"
+    );
+}
+
+#[tokio::test]
 async fn the_emulator_log_shows_the_signature_verified() {
     let (api, client) = start().await;
     client.query_order("MOCKPERIODYEARNEW", None).await.unwrap();

@@ -3,6 +3,7 @@
 //! exits 1.
 
 pub mod audit;
+pub mod load;
 pub mod serve;
 pub mod tools;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Sign, verify, encrypt and decrypt exactly as KooGallery does: a toolbox for debugging.
     Tools(tools::ToolsArgs),
+    /// Load a production interface with signed calls and report throughput, latency and result
+    /// codes; with --baseline, also as a ratio to a trivial endpoint measured in the same run.
+    Load(load::LoadArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -53,6 +57,7 @@ pub fn run() -> ExitCode {
         Command::CheckConfig(args) => serve::check_config(args),
         Command::Audit(args) => runtime().and_then(|rt| rt.block_on(audit::run(args))),
         Command::Tools(args) => tools::run(args),
+        Command::Load(args) => runtime().and_then(|rt| rt.block_on(load::run(args))),
     };
     match result {
         Ok(output) => {

@@ -292,6 +292,47 @@ impl Gateway {
     }
 }
 
+/// Every answer shape of one protocol generation; `N` is its `newInstance` answer.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(super) enum Reply<N> {
+    New(N),
+    Query(koogallery::model::saas_v2::QueryInstanceResponse),
+    Plain(ResultEnvelope),
+}
+
+/// The `resultCode` of a `newInstance` answer (V1 and V2 shapes differ otherwise).
+pub(super) trait NewAnswer {
+    fn result_code(&self) -> &str;
+}
+
+impl NewAnswer for koogallery::model::saas_v1::NewInstanceResponse {
+    fn result_code(&self) -> &str {
+        &self.result_code
+    }
+}
+
+impl NewAnswer for koogallery::model::saas_v2::NewInstanceResponse {
+    fn result_code(&self) -> &str {
+        &self.result_code
+    }
+}
+
+impl<N: NewAnswer> Reply<N> {
+    pub(super) fn ok() -> Self {
+        Reply::Plain(ResultEnvelope::new(ResultCode::Success))
+    }
+
+    pub(super) fn code(&self) -> ResultCode {
+        let code = match self {
+            Reply::New(r) => r.result_code(),
+            Reply::Query(r) => &r.result_code,
+            Reply::Plain(r) => &r.result_code,
+        };
+        ResultCode::from_code(code).unwrap_or(ResultCode::InternalError)
+    }
+}
+
 /// What a renewal carries, from either protocol generation.
 pub(super) struct Renewal<'a> {
     pub instance_id: &'a str,

@@ -7,13 +7,11 @@ use std::time::Instant;
 
 use koogallery::ResultCode;
 use koogallery::error::FieldError;
-use koogallery::model::ResultEnvelope;
 use koogallery::model::openapi::{OrderInfo, OrderLine, OrderProduct};
 use koogallery::model::saas_v1::{self, ResourceStatus, SaasV1Request};
 use koogallery::model::saas_v2::QueryInstanceResponse;
 use koogallery::query::{decode_query, param};
 use koogallery::sign::v1;
-use serde::Serialize;
 use sqlx::AnyConnection;
 
 use super::{Answer, Gateway, Renewal, encrypt_credentials, fail_audit, redact};
@@ -23,27 +21,8 @@ use crate::store::audit::Entry;
 use crate::store::instances::{self as store_instances, NewInstance, OrderData};
 use crate::store::{nonces, orders};
 
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum Reply {
-    New(saas_v1::NewInstanceResponse),
-    Query(QueryInstanceResponse),
-    Plain(ResultEnvelope),
-}
-
-impl Reply {
-    fn ok() -> Reply {
-        Reply::Plain(ResultEnvelope::new(ResultCode::Success))
-    }
-    fn code(&self) -> ResultCode {
-        let code = match self {
-            Reply::New(r) => &r.result_code,
-            Reply::Query(r) => &r.result_code,
-            Reply::Plain(r) => &r.result_code,
-        };
-        ResultCode::from_code(code).unwrap_or(ResultCode::InternalError)
-    }
-}
+/// This generation's answers.
+type Reply = super::Reply<saas_v1::NewInstanceResponse>;
 
 /// V1 `chargingMode` integers (saas.md §13.2) as the order API's names.
 fn charging_mode_name(v1: &str) -> Option<&'static str> {

@@ -4,11 +4,10 @@ use std::time::Instant;
 
 use koogallery::ResultCode;
 use koogallery::error::FieldError;
+use koogallery::model::peek_activity;
 use koogallery::model::saas_v2::{self, QueryInstanceResponse, SaasV2Request, Scene, StatusChange};
-use koogallery::model::{ResultEnvelope, peek_activity};
 use koogallery::query::{decode_query, param};
 use koogallery::sign::{SignedRequest, v2};
-use serde::Serialize;
 use sqlx::AnyConnection;
 
 use super::{
@@ -20,28 +19,8 @@ use crate::store::audit::Entry;
 use crate::store::instances::{self as store_instances, NewInstance};
 use crate::store::nonces;
 
-/// Every V2 answer shape.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum Reply {
-    New(saas_v2::NewInstanceResponse),
-    Query(QueryInstanceResponse),
-    Plain(ResultEnvelope),
-}
-
-impl Reply {
-    fn ok() -> Reply {
-        Reply::Plain(ResultEnvelope::new(ResultCode::Success))
-    }
-    fn code(&self) -> ResultCode {
-        let code = match self {
-            Reply::New(r) => &r.result_code,
-            Reply::Query(r) => &r.result_code,
-            Reply::Plain(r) => &r.result_code,
-        };
-        ResultCode::from_code(code).unwrap_or(ResultCode::InternalError)
-    }
-}
+/// This generation's answers.
+type Reply = super::Reply<saas_v2::NewInstanceResponse>;
 
 /// Activities authenticated with the license-code key (license.md §5.2); not served yet.
 const LICENSE_CODE_ACTIVITIES: [&str; 3] = [

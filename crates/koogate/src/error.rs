@@ -22,6 +22,14 @@ pub enum AppError {
     /// Provisioning failed permanently with this code (e.g. `000100`).
     #[error("provisioning failed: {1}")]
     ProvisionFailed(ResultCode, String),
+    /// A second line of an order arrived before the order was read: the call is applied again
+    /// once it has been (the on-demand key, saas.md §5.1). Never answered as such.
+    #[error("the order must be read before this order line can be created")]
+    OrderUnread,
+    /// The order could not be read from KooGallery while the call waited (`000005`); KooGallery
+    /// calls again.
+    #[error("order {0} cannot be read from KooGallery now")]
+    OrderUnavailable(String),
     /// Two writers raced on the same instance; KooGallery retries (`000005`).
     #[error("instance was changed concurrently")]
     Conflict,
@@ -42,7 +50,11 @@ impl AppError {
             Self::Protocol(e) => e.result_code(),
             Self::Replayed => ResultCode::InvalidParam,
             Self::NotFound(_) | Self::Refused(Refusal::Gone(_)) => ResultCode::InstanceNotFound,
-            Self::Refused(_) | Self::Conflict | Self::Store(_) => ResultCode::InternalError,
+            Self::Refused(_)
+            | Self::OrderUnread
+            | Self::OrderUnavailable(_)
+            | Self::Conflict
+            | Self::Store(_) => ResultCode::InternalError,
             Self::ProvisionFailed(code, _) => *code,
         }
     }
@@ -66,7 +78,9 @@ impl AppError {
             | Self::NotFound(_)
             | Self::Refused(_)
             | Self::ProvisionFailed(..) => "rejected",
-            Self::Conflict | Self::Store(_) => "error",
+            Self::OrderUnread | Self::OrderUnavailable(_) | Self::Conflict | Self::Store(_) => {
+                "error"
+            }
         }
     }
 }

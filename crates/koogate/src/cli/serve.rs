@@ -56,7 +56,7 @@ impl Gateway {
             v1_window_ms: config.v1_time_window_ms,
             sealer: Sealer::new(data_key.expose_secret()),
             templates: config.provisioner.clone(),
-            fetch_orders: config.ak.is_some() && config.sk.is_some(),
+            openapi: openapi_client(config)?.map(Arc::new),
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -95,7 +95,6 @@ pub async fn run_server(
 ) -> Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let gateway = Arc::new(Gateway::from_config(&config, db.clone(), clock.clone())?);
-    let openapi = openapi_client(&config)?.map(Arc::new);
     let tls = match &config.tls {
         Some(t) => Some(crate::http::tls_acceptor(&t.cert, &t.key)?),
         None => None,
@@ -119,7 +118,6 @@ pub async fn run_server(
     for i in 0..config.workers.max(1) {
         let runner = Runner {
             gateway: gateway.clone(),
-            openapi: openapi.clone(),
             worker_id: format!("{}-{i}", &node[..12]),
             lease_ms: i64::try_from(config.job_lease_ms).unwrap_or(i64::MAX),
         };

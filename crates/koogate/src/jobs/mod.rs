@@ -10,7 +10,6 @@ use koogallery::model::openapi::OrderInfo;
 use tokio::sync::watch;
 
 use crate::domain::instance::{self, Command, State};
-use crate::openapi::OpenApiClient;
 use crate::produce::{Gateway, JOB_FETCH_ORDER, JOB_PROVISION, JobPayload};
 use crate::store::instances::OrderData;
 use crate::store::jobs::{self, Job};
@@ -52,7 +51,6 @@ pub fn backoff_ms(attempts: i64) -> i64 {
 /// Runs jobs until `shutdown` turns true.
 pub struct Runner {
     pub gateway: Arc<Gateway>,
-    pub openapi: Option<Arc<OpenApiClient>>,
     pub worker_id: String,
     /// How long a claimed job is reserved for this worker; a job is cut off at half of it, so
     /// a live worker never outlasts its lease.
@@ -195,7 +193,7 @@ impl Runner {
     /// Reads an order from KooGallery and applies it: stores it, completes the instance's data,
     /// and continues with provisioning (creation) or the new specification (upgrade, change).
     async fn fetch_order(&self, job: &Job, payload: &JobPayload) -> Result<(), JobError> {
-        let client = self.openapi.as_ref().ok_or_else(|| JobError::Permanent {
+        let client = self.gateway.openapi.as_ref().ok_or_else(|| JobError::Permanent {
             code: ResultCode::InternalError,
             message: "account AK/SK are not configured, so orders cannot be read (KOOGATE_AK, KOOGATE_SK)".to_owned(),
         })?;

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::domain::instance::{self, Command};
 use crate::error::AppError;
+use crate::openapi::OpenApiClient;
 use crate::provision::Templates;
 use crate::seal::Sealer;
 use crate::store::audit::Entry;
@@ -61,8 +62,8 @@ pub struct Gateway {
     pub v2_cipher: Option<FieldCipher>,
     pub sealer: Sealer,
     pub templates: Templates,
-    /// Whether account AK/SK are configured, so orders can be read from KooGallery.
-    pub fetch_orders: bool,
+    /// KooGallery's open API, when account AK/SK are configured, so orders can be read.
+    pub openapi: Option<Arc<OpenApiClient>>,
     /// Wakes the job workers when a job is enqueued.
     pub jobs_ready: Arc<Notify>,
 }

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use koogallery::ResultCode;
 use koogallery::error::FieldError;
+use koogallery::model::openapi::OrderInfo;
 use koogallery::model::peek_activity;
 use koogallery::model::saas_v2::{self, QueryInstanceResponse, SaasV2Request, Scene, StatusChange};
 use koogallery::query::{decode_query, param};
@@ -16,7 +17,7 @@ use super::{
 use crate::domain::instance::{self, Command, State};
 use crate::error::AppError;
 use crate::store::audit::Entry;
-use crate::store::instances::{self as store_instances, NewInstance};
+use crate::store::instances::{self as store_instances, Instance, NewInstance};
 use crate::store::nonces;
 
 /// This generation's answers.
@@ -77,10 +78,31 @@ impl Gateway {
         let nonce = req.nonce.unwrap_or_default();
         let expires_at =
             now.saturating_add(i64::try_from(self.window_ms.saturating_mul(2)).unwrap_or(i64::MAX));
-        match self
-            .v2_apply(scope, nonce, expires_at, body, now, started, &mut audit)
-            .await
-        {
+        let mut applied = self
+            .v2_apply(
+                scope, nonce, expires_at, body, None, now, started, &mut audit,
+            )
+            .await;
+        if let Err(AppError::OrderUnread) = applied {
+            // Rolled back; read the order (not holding any transaction) and apply again.
+            applied = match self.read_order_inline(body).await {
+                Ok(order) => {
+                    self.v2_apply(
+                        scope,
+                        nonce,
+                        expires_at,
+                        body,
+                        Some(&order),
+                        now,
+                        started,
+                        &mut audit,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+        }
+        match applied {
             Ok(reply) => Gateway::answer(key, &reply),
             Err(e) => {
                 fail_audit(&mut audit, &e, started);
@@ -102,6 +124,7 @@ impl Gateway {
         nonce: &str,
         expires_at: i64,
         body: &[u8],
+        order: Option<&OrderInfo>,
         now: i64,
         started: Instant,
         audit: &mut Entry,
@@ -115,7 +138,8 @@ impl Gateway {
         let reply = if request.test_flag() {
             self.v2_test(&request)
         } else {
-            self.v2_dispatch(&mut tx, &request, now, audit).await?
+            self.v2_dispatch(&mut tx, &request, order, now, audit)
+                .await?
         };
         self.commit(tx, audit, reply.code(), started).await?;
         Ok(reply)
@@ -125,13 +149,14 @@ impl Gateway {
         &self,
         conn: &mut AnyConnection,
         request: &SaasV2Request,
+        order: Option<&OrderInfo>,
         now: i64,
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
         match request {
             SaasV2Request::NewInstance(r) => {
                 audit.order_id = Some(r.order_id.clone());
-                self.new_instance(conn, r, now, audit).await
+                self.new_instance(conn, r, order, now, audit).await
             }
             SaasV2Request::QueryInstance(r) => {
                 audit.instance_id = Some(r.instance_id.clone());
@@ -187,7 +212,7 @@ impl Gateway {
             }
             SaasV2Request::OrderNotify(r) => {
                 audit.order_id = Some(r.order_id.clone());
-                if self.fetch_orders {
+                if self.openapi.is_some() {
                     let payload = JobPayload {
                         order_id: Some(r.order_id.clone()),
                         order_line_id: Some(r.order_line_id.clone()),
@@ -223,24 +248,43 @@ impl Gateway {
         }
     }
 
-    /// `newInstance` (saas.md §5.1, §6): idempotent by (orderId, orderLineId); the instance id is
-    /// the first call's businessId; provisioning happens in a job.
+    /// `newInstance` (saas.md §5.1, §6, §7): idempotent by (orderId, orderLineId), and for
+    /// on-demand lines by (orderId, productId); the instance id is the first call's businessId;
+    /// provisioning happens in a job.
+    ///
+    /// The request carries no productId, and the order is read in a job, never while KooGallery
+    /// waits. The two keys can only differ for a second line of one order, so the first line of
+    /// an order claims it (`v2first|orderId`); a later line is applied again with the order,
+    /// read then (`order`), and joins the instance of an earlier on-demand line of the same
+    /// product.
     async fn new_instance(
         &self,
         conn: &mut AnyConnection,
         r: &saas_v2::NewInstance,
+        order: Option<&OrderInfo>,
         now: i64,
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
-        let new = NewInstance {
-            instance_id: r.business_id.clone(),
-            create_key: format!("v2|{}|{}", r.order_id, r.order_line_id),
-            protocol: "saas_v2",
-            order_id: r.order_id.clone(),
-            order_line_id: Some(r.order_line_id.clone()).filter(|l| !l.is_empty()),
-            ..NewInstance::default()
+        let line_key = line_key(&r.order_id, &r.order_line_id);
+        let known = store_instances::keyed(conn, &line_key).await?;
+        let (inst, created) = match (known, order) {
+            (Some(id), _) => (Gateway::instance(conn, &id).await?, false),
+            (None, None) => {
+                let (inst, created) = self.create_line(conn, r, &r.business_id, now).await?;
+                let first = format!("v2first|{}", r.order_id);
+                if created
+                    && store_instances::claim_key(conn, &first, &inst.instance_id, now).await?
+                        != inst.instance_id
+                {
+                    return Err(AppError::OrderUnread);
+                }
+                (inst, created)
+            }
+            (None, Some(order)) => match on_demand_product(order, &r.order_line_id) {
+                Some(product_id) => self.join_on_demand(conn, r, order, product_id, now).await?,
+                None => self.create_line(conn, r, &r.business_id, now).await?,
+            },
         };
-        let (inst, created) = self.create_instance(conn, new, now).await?;
         audit.instance_id = Some(inst.instance_id.clone());
         if created {
             store_instances::record_event(
@@ -260,7 +304,7 @@ impl Gateway {
                 order_line_id: inst.order_line_id.clone(),
                 purpose: Some("create".to_owned()),
             };
-            let kind = if self.fetch_orders {
+            let kind = if self.openapi.is_some() {
                 JOB_FETCH_ORDER
             } else {
                 JOB_PROVISION
@@ -279,6 +323,86 @@ impl Gateway {
             code,
             inst.instance_id,
         )))
+    }
+
+    /// Creates (or finds) the instance of one order line, keyed by the line.
+    async fn create_line(
+        &self,
+        conn: &mut AnyConnection,
+        r: &saas_v2::NewInstance,
+        instance_id: &str,
+        now: i64,
+    ) -> Result<(Instance, bool), AppError> {
+        let new = NewInstance {
+            instance_id: instance_id.to_owned(),
+            create_key: line_key(&r.order_id, &r.order_line_id),
+            protocol: "saas_v2",
+            order_id: r.order_id.clone(),
+            order_line_id: Some(r.order_line_id.clone()).filter(|l| !l.is_empty()),
+            ..NewInstance::default()
+        };
+        self.create_instance(conn, new, now).await
+    }
+
+    /// An on-demand line of an order that already has an instance: the instance of the
+    /// (orderId, productId) key if there is one, else a new instance that takes the key.
+    async fn join_on_demand(
+        &self,
+        conn: &mut AnyConnection,
+        r: &saas_v2::NewInstance,
+        order: &OrderInfo,
+        product_id: &str,
+        now: i64,
+    ) -> Result<(Instance, bool), AppError> {
+        let key = format!("v2od|{}|{product_id}", r.order_id);
+        // Earlier lines of the same on-demand product hold the key, whether or not their own
+        // order read has finished.
+        for line in &order.order_line {
+            if line.order_line_id == r.order_line_id
+                || on_demand_product(order, &line.order_line_id) != Some(product_id)
+            {
+                continue;
+            }
+            if let Some(id) =
+                store_instances::keyed(conn, &line_key(&r.order_id, &line.order_line_id)).await?
+            {
+                store_instances::claim_key(conn, &key, &id, now).await?;
+            }
+        }
+        // The new instance's id must be free before it takes the key.
+        let candidate = if store_instances::get(conn, &r.business_id).await?.is_none() {
+            r.business_id.clone()
+        } else {
+            uuid::Uuid::new_v4().to_string()
+        };
+        let owner = store_instances::claim_key(conn, &key, &candidate, now).await?;
+        if owner == candidate {
+            return self.create_line(conn, r, &candidate, now).await;
+        }
+        let line = line_key(&r.order_id, &r.order_line_id);
+        let id = store_instances::claim_key(conn, &line, &owner, now).await?;
+        Ok((Gateway::instance(conn, &id).await?, false))
+    }
+
+    /// Reads the order of a `newInstance` body, bounded by [`INLINE_ORDER_READ`].
+    async fn read_order_inline(&self, body: &[u8]) -> Result<OrderInfo, AppError> {
+        let order_id = match SaasV2Request::decode(body)? {
+            SaasV2Request::NewInstance(r) => r.order_id,
+            _ => return Err(AppError::OrderUnread),
+        };
+        let unavailable = || AppError::OrderUnavailable(order_id.clone());
+        let client = self.openapi.as_ref().ok_or_else(unavailable)?;
+        match tokio::time::timeout(INLINE_ORDER_READ, client.query_order(&order_id, None)).await {
+            Ok(Ok(order)) => Ok(order),
+            Ok(Err(e)) => {
+                tracing::warn!(order = %order_id, error = %e, "cannot read the order of a second order line");
+                Err(unavailable())
+            }
+            Err(_) => {
+                tracing::warn!(order = %order_id, "reading the order of a second order line timed out");
+                Err(unavailable())
+            }
+        }
     }
 
     /// `queryInstance` (saas.md §5.2): `000004` while any requested instance is provisioning,
@@ -335,7 +459,7 @@ impl Gateway {
             detail: serde_json::json!({"scene": r.scene, "expireTime": r.expire_time}).to_string(),
         };
         let applied = self.renew(conn, &renewal, now).await?;
-        if applied && matches!(scene, Some(Scene::RenewalChange)) && self.fetch_orders {
+        if applied && matches!(scene, Some(Scene::RenewalChange)) && self.openapi.is_some() {
             self.enqueue_order_fetch(
                 conn,
                 &r.instance_id,
@@ -381,7 +505,7 @@ impl Gateway {
             now,
         )
         .await?;
-        if self.fetch_orders {
+        if self.openapi.is_some() {
             self.enqueue_order_fetch(
                 conn,
                 &inst.instance_id,
@@ -427,7 +551,7 @@ impl Gateway {
         conn: &mut AnyConnection,
         mut new: NewInstance,
         now: i64,
-    ) -> Result<(crate::store::instances::Instance, bool), AppError> {
+    ) -> Result<(Instance, bool), AppError> {
         if let Some(found) = store_instances::create_if_absent(conn, &new, now).await? {
             return Ok(found);
         }
@@ -487,6 +611,28 @@ impl Gateway {
             usage_info: None,
         }
     }
+}
+
+/// How long a `newInstance` for a second line of an order waits for the order (saas.md §6:
+/// inline only when fast); KooGallery's own timeout is 20 s.
+const INLINE_ORDER_READ: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The creation key of a V2 order line.
+fn line_key(order_id: &str, order_line_id: &str) -> String {
+    format!("v2|{order_id}|{order_line_id}")
+}
+
+/// The product of an order line when the line is on-demand (`ON_DEMAND`), the charging mode
+/// keyed by (orderId, productId) (saas.md §5.1).
+fn on_demand_product<'a>(order: &'a OrderInfo, order_line_id: &str) -> Option<&'a str> {
+    let line = order
+        .order_line
+        .iter()
+        .find(|l| l.order_line_id == order_line_id)?;
+    if line.charging_mode != "ON_DEMAND" {
+        return None;
+    }
+    line.product_info.as_ref()?.first()?.product_id.as_deref()
 }
 
 /// A stable instance id for a debugging `newInstance`: the same order line always gets the

@@ -116,6 +116,41 @@ pub async fn create_if_absent(
         .transpose()
 }
 
+/// Records `key` → `instance_id` unless the key is taken; returns the instance the key leads to
+/// (this one, or the one that took it first). Idempotent under concurrent calls: the primary
+/// key decides.
+pub async fn claim_key(
+    conn: &mut AnyConnection,
+    key: &str,
+    instance_id: &str,
+    now_ms: i64,
+) -> Result<String> {
+    sqlx::query(
+        "INSERT INTO instance_keys (key_text, instance_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(key)
+    .bind(instance_id)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    keyed(conn, key)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("instance key {key} vanished")))
+}
+
+/// The instance a key leads to: an instance's own `create_key`, or a key of `instance_keys`.
+pub async fn keyed(conn: &mut AnyConnection, key: &str) -> Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT instance_id FROM instances WHERE create_key = $1 \
+         UNION ALL SELECT instance_id FROM instance_keys WHERE key_text = $1",
+    )
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
 pub async fn get(conn: &mut AnyConnection, instance_id: &str) -> Result<Option<Instance>> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM instances WHERE instance_id = $1"

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conformance;
 pub mod domain;
 pub mod error;
 pub mod http;
@@ -14,4 +15,5 @@ pub mod openapi;
 pub mod produce;
 pub mod provision;
 pub mod seal;
+pub mod signed_call;
 pub mod store;

@@ -31,10 +31,12 @@ use anyhow::{Context, Result};
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use koogallery::sign::{body_sign, v1, v2};
+use koogallery::sign::body_sign;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+use crate::signed_call;
 
 /// Longest accepted `--duration`: the run is bounded.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
@@ -59,7 +61,7 @@ const BASELINE_BODY: &[u8] = br#"{"resultCode":"000000","resultMsg":"success.","
 pub struct LoadArgs {
     /// The production interface to load, e.g. http://127.0.0.1:8080/produce. Nothing is sent
     /// anywhere else (no proxy, no redirects).
-    #[arg(long, value_parser = parse_url)]
+    #[arg(long, value_parser = crate::signed_call::parse_url)]
     pub url: String,
     /// The basic key: requests are signed with it and the `Body-Sign` of answers checked with it.
     #[arg(long)]
@@ -178,17 +180,6 @@ impl Activity {
     }
 }
 
-fn parse_url(s: &str) -> Result<String, String> {
-    let url = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err("expected an http:// or https:// URL with a host".to_owned());
-    }
-    if url.fragment().is_some() {
-        return Err("a URL with a #fragment cannot be a production interface".to_owned());
-    }
-    Ok(s.to_owned())
-}
-
 fn parse_concurrency(s: &str) -> Result<usize, String> {
     let n: usize = s
         .trim()
@@ -269,41 +260,18 @@ enum Request {
     Get { url: String },
 }
 
-/// The URL with `extra` appended to its query.
-fn with_query(base: &str, extra: &str) -> String {
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}{extra}")
-}
-
-fn now_ms() -> i64 {
-    koogallery::time::epoch_millis(time::OffsetDateTime::now_utc())
-}
-
 /// A V2 call: a fresh nonce, the current time, the signature of `body`.
 fn v2_request(base: &str, key: &str, body: String) -> Request {
-    let ts = now_ms().to_string();
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let sig = v2::sign(key, &nonce, &ts, body.as_bytes());
     Request::Post {
-        url: with_query(
-            base,
-            &format!("signature={sig}&timestamp={ts}&nonce={nonce}"),
-        ),
+        url: signed_call::v2_url(base, key, body.as_bytes()),
         body,
     }
 }
 
 /// A V1 call: the parameters plus the current `timeStamp` and its `authToken`.
-fn v1_request(base: &str, key: &str, mut params: Vec<(String, String)>) -> Request {
-    params.push((
-        "timeStamp".to_owned(),
-        koogallery::time::format_millis17(time::OffsetDateTime::now_utc()),
-    ));
-    // Cannot fail: timeStamp is among the parameters.
-    let token = v1::auth_token(key, &params).unwrap_or_default();
-    params.push(("authToken".to_owned(), token));
+fn v1_request(base: &str, key: &str, params: Vec<(String, String)>) -> Request {
     Request::Get {
-        url: with_query(base, &koogallery::query::encode_query(&params)),
+        url: signed_call::v1_url(base, key, params),
     }
 }
 
@@ -1205,7 +1173,7 @@ mod tests {
         let p = |n| koogallery::query::param(&params, n).unwrap().to_owned();
         assert_eq!(
             p("signature"),
-            v2::sign("k", &p("nonce"), &p("timestamp"), body.as_bytes())
+            koogallery::sign::v2::sign("k", &p("nonce"), &p("timestamp"), body.as_bytes())
         );
         let Request::Get { url } = v1_request("http://h/produce?x=1", "k", Vec::new()) else {
             panic!("a V1 request is a GET");

@@ -3,6 +3,8 @@
 //! exits 1.
 
 pub mod audit;
+pub mod conformance;
+pub mod emulator;
 pub mod load;
 pub mod serve;
 pub mod tools;
@@ -40,6 +42,13 @@ pub enum Command {
     /// Load a production interface with signed calls and report throughput, latency and result
     /// codes; with --baseline, also as a ratio to a trivial endpoint measured in the same run.
     Load(load::LoadArgs),
+    /// Run KooGallery's seller-console debug cases, and more (resends, replays, shuffled order,
+    /// forged and stale requests), against a production interface; a table of case → pass/fail.
+    Conformance(conformance::ConformanceArgs),
+    /// Emulate KooGallery: a catalog, orders, signed calls to a production interface with
+    /// retries and lifecycle automation, the order-query open API, and a control API
+    /// (`serve`); place orders, move the clock, list calls and messages (every other verb).
+    Emulator(emulator::EmulatorArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -58,6 +67,8 @@ pub fn run() -> ExitCode {
         Command::Audit(args) => runtime().and_then(|rt| rt.block_on(audit::run(args))),
         Command::Tools(args) => tools::run(args),
         Command::Load(args) => runtime().and_then(|rt| rt.block_on(load::run(args))),
+        Command::Conformance(args) => runtime().and_then(|rt| rt.block_on(conformance::run(args))),
+        Command::Emulator(args) => runtime().and_then(|rt| rt.block_on(emulator::run(args))),
     };
     match result {
         Ok(output) => {

@@ -6,6 +6,8 @@
 //! documented mock orders. Protocol logic is never re-implemented here: signatures and bodies
 //! come from the pure [`koogallery`] crate, exactly as the gateway uses them.
 
+pub mod license;
 pub mod openapi;
+pub mod usage;
 
 pub use openapi::OpenApi;

@@ -3,9 +3,11 @@
 //! exits 1.
 
 pub mod audit;
+pub mod instances;
 pub mod load;
 pub mod serve;
 pub mod tools;
+pub mod webhooks;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,10 @@ pub enum Command {
     /// Load a production interface with signed calls and report throughput, latency and result
     /// codes; with --baseline, also as a ratio to a trivial endpoint measured in the same run.
     Load(load::LoadArgs),
+    /// Instances: list, show, complete or fail a provisioning.
+    Instances(instances::InstancesArgs),
+    /// Event webhooks to your application: endpoints, deliveries, replay, test.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -58,6 +64,8 @@ pub fn run() -> ExitCode {
         Command::Audit(args) => runtime().and_then(|rt| rt.block_on(audit::run(args))),
         Command::Tools(args) => tools::run(args),
         Command::Load(args) => runtime().and_then(|rt| rt.block_on(load::run(args))),
+        Command::Instances(args) => runtime().and_then(|rt| rt.block_on(instances::run(args))),
+        Command::Webhooks(args) => runtime().and_then(|rt| rt.block_on(webhooks::run(args))),
     };
     match result {
         Ok(output) => {

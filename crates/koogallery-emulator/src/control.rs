@@ -65,7 +65,7 @@ pub fn router(marketplace: Arc<Marketplace>) -> Router {
         .route("/control/clock/scale", post(scale))
         .route("/control/run", post(run))
         .route("/control/schedules", get(schedules))
-        // `GET /control/bills` belongs to the usage module (bills are rated usage).
+        // `GET /control/bills` is served by `crate::usage::control_router` (rated usage).
         .with_state(marketplace)
 }
 

@@ -18,11 +18,13 @@ pub mod catalog;
 pub mod clock;
 pub mod control;
 pub mod dispatch;
+pub mod license;
 pub mod marketplace;
 pub mod openapi;
 pub mod schedule;
 pub mod server;
 pub mod state;
+pub mod usage;
 
 pub use clock::EmuClock;
 pub use marketplace::{Marketplace, OrderRequest, Settings};

@@ -237,12 +237,76 @@ impl Marketplace {
         self
     }
 
-    /// Tells the observer about a resource.
+    /// Keeps the open API's books in step with a resource, then tells the observer.
     fn observe(&self, resource_id: &str) {
+        let (instance, price) = {
+            let st = self.lock();
+            let instance = st.instances.get(resource_id).cloned();
+            let price = instance
+                .as_ref()
+                .and_then(|i| st.products.get(&i.product_id))
+                .map(|p| p.price.clone());
+            (instance, price)
+        };
+        let Some(instance) = instance else { return };
+        self.keep_books(&instance, price.as_deref());
         if let Some(observer) = &self.observer {
-            let instance = self.lock().instances.get(resource_id).cloned();
-            if let Some(instance) = instance {
-                observer(&instance);
+            observer(&instance);
+        }
+    }
+
+    /// On-demand instances the merchant created may receive usage, billed at the product's
+    /// price per unit (the usage API, openapi.md §3); License code 2.0 codes may be activated
+    /// and queried (openapi.md §6). Released resources are closed in both books.
+    fn keep_books(&self, instance: &Instance, price: Option<&str>) {
+        let now = self.clock.now_ms();
+        let metered = matches!(
+            instance.charging_mode,
+            ChargingMode::OnDemand | ChargingMode::OnDemandPkg
+        );
+        if let (true, Some(id)) = (metered, instance.instance_id.as_deref()) {
+            let mut usage = self.openapi.usage();
+            match instance.status {
+                InstanceStatus::Active | InstanceStatus::Frozen if usage.instance(id).is_none() => {
+                    let unit_price = price
+                        .and_then(|p| rust_decimal::Decimal::from_str_exact(p).ok())
+                        .unwrap_or_default();
+                    usage.register(
+                        id,
+                        crate::usage::MeteredInstance {
+                            product_id: instance.product_id.clone(),
+                            unit_price,
+                            opened_at_ms: now,
+                            closed_at_ms: None,
+                        },
+                    );
+                }
+                InstanceStatus::Released => usage.close(id, now),
+                _ => {}
+            }
+        }
+        if let (Family::LicenseCode2, Some(code)) = (instance.family, instance.license.as_deref()) {
+            let mut licenses = self.openapi.licenses();
+            let status = match instance.status {
+                InstanceStatus::Released | InstanceStatus::Failed => "RELEASED",
+                InstanceStatus::Frozen => "EXPIRED",
+                _ => "ALIVE",
+            };
+            if licenses.code(code).is_none() {
+                licenses.issue_code(crate::license::LicenseCode {
+                    code: code.to_owned(),
+                    order_id: instance.order_id.clone(),
+                    product_id: instance.product_id.clone(),
+                    amount: instance.linear_value.unwrap_or(1),
+                    expire_at_ms: instance.expire_ms.unwrap_or(i64::MAX),
+                    // The emulated buyer receives the code at once.
+                    received: true,
+                    activated_at_ms: None,
+                    status: status.to_owned(),
+                    heartbeats: Default::default(),
+                });
+            } else {
+                licenses.set_status(code, status);
             }
         }
     }
@@ -487,9 +551,14 @@ impl Marketplace {
                 koogallery::time::from_epoch_millis(ms)
                     .map(koogallery::time::format_license_datetime)
             };
+            let event_id = uuid::Uuid::new_v4().simple().to_string();
+            // The merchant delivers this event with the market-event upload (openapi.md §7).
+            self.openapi
+                .licenses()
+                .expect_event(&event_id, &instance_id);
             let body = v2_body(&license::GetLicenseAsyncRequest {
                 activity: "getLicenseAsync".to_owned(),
-                event_id: uuid::Uuid::new_v4().simple().to_string(),
+                event_id,
                 instance_id,
                 effective_time: at(now).unwrap_or_default(),
                 expire_time: instance.expire_ms.and_then(at),

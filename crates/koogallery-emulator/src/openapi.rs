@@ -33,6 +33,9 @@ use koogallery::model::openapi::{
 use koogallery::model::{Decimal, Validate};
 use koogallery::sign::apig::{self, ApigError};
 
+use crate::license::LicenseBook;
+use crate::usage::UsageBook;
+
 /// Path of the order query (openapi.md §5).
 pub const ORDER_QUERY_PATH: &str = "/api/mkp-openapi-public/global/v1/order/query";
 
@@ -111,6 +114,12 @@ pub struct OpenApi {
     orders: Mutex<HashMap<String, OrderInfo>>,
     clock: Clock,
     log: Mutex<Vec<LoggedRequest>>,
+    /// The merchant's basic key, which signs usage-push bodies (openapi.md §3.1).
+    usage_key: Option<String>,
+    /// Usage received and billed (openapi.md §3, §4).
+    usage: Mutex<UsageBook>,
+    /// License codes and market events (openapi.md §6, §7).
+    licenses: Mutex<LicenseBook>,
     next_request_id: AtomicU64,
 }
 
@@ -156,7 +165,31 @@ impl OpenApi {
             clock: Arc::new(system_clock),
             log: Mutex::new(Vec::new()),
             next_request_id: AtomicU64::new(1),
+            usage_key: None,
+            usage: Mutex::new(UsageBook::new()),
+            licenses: Mutex::new(LicenseBook::new()),
         }
+    }
+
+    /// The merchant's basic key, which the usage push's body signature is checked with; without
+    /// it every usage push is refused with `MKT.0102`.
+    pub fn with_usage_key(mut self, basic_key: &str) -> Self {
+        self.usage_key = Some(basic_key.to_owned());
+        self
+    }
+
+    pub(crate) fn usage_key(&self) -> Option<&str> {
+        self.usage_key.as_deref()
+    }
+
+    /// Usage received and billed: register on-demand instances here, read bills.
+    pub fn usage(&self) -> std::sync::MutexGuard<'_, UsageBook> {
+        lock(&self.usage)
+    }
+
+    /// License codes and market events: issue codes and expect events here.
+    pub fn licenses(&self) -> std::sync::MutexGuard<'_, LicenseBook> {
+        lock(&self.licenses)
     }
 
     /// Replaces the clock (Unix epoch milliseconds) the gateway checks `X-Sdk-Date` against.
@@ -234,12 +267,12 @@ impl OpenApi {
         }
     }
 
-    fn request_id(&self) -> String {
+    pub(crate) fn request_id(&self) -> String {
         let n = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         format!("{:016x}{n:016x}", self.now_ms())
     }
 
-    fn record(&self, received: &Received, verdict: Verdict, status: StatusCode) {
+    pub(crate) fn record(&self, received: &Received, verdict: Verdict, status: StatusCode) {
         lock(&self.log).push(LoggedRequest {
             method: received.method.clone(),
             path: received.path.clone(),
@@ -250,7 +283,7 @@ impl OpenApi {
     }
 
     /// The gateway: the access key, or the logged error response.
-    fn gate(&self, received: &Received) -> Result<String, Box<Response>> {
+    pub(crate) fn gate(&self, received: &Received) -> Result<String, Box<Response>> {
         let result = self.authenticate(
             &received.method,
             &received.host,
@@ -327,7 +360,11 @@ fn not_found() -> OrderQueryResponse {
     }
 }
 
-fn json_response<T: serde::Serialize>(status: StatusCode, body: &T, request_id: &str) -> Response {
+pub(crate) fn json_response<T: serde::Serialize>(
+    status: StatusCode,
+    body: &T,
+    request_id: &str,
+) -> Response {
     let bytes = match serde_json::to_vec(body) {
         Ok(b) => b,
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -342,17 +379,17 @@ fn json_response<T: serde::Serialize>(status: StatusCode, body: &T, request_id: 
 }
 
 /// A received request in the form the signature check takes.
-struct Received {
-    method: String,
-    host: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    body: Bytes,
+pub(crate) struct Received {
+    pub(crate) method: String,
+    pub(crate) host: String,
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Bytes,
 }
 
 impl Received {
-    fn new(method: &Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Self {
+    pub(crate) fn new(method: &Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Self {
         let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
         let host = headers
             .get(HOST)
@@ -381,6 +418,8 @@ pub fn router(api: Arc<OpenApi>) -> Router {
             ORDER_QUERY_PATH,
             get(order_query_handler).fallback(api_not_found),
         )
+        .merge(crate::usage::routes())
+        .merge(crate::license::routes())
         .fallback(api_not_found)
         .with_state(api)
 }

@@ -22,9 +22,13 @@ pub fn compose(open_api: Router, parts: impl IntoIterator<Item = Router>) -> Rou
 
 /// Every route of the emulator. Add new sub-routers to the list here.
 pub fn router(open_api: Arc<OpenApi>, marketplace: Arc<Marketplace>) -> Router {
+    let open_api_for_bills = open_api.clone();
     compose(
         openapi::router(open_api),
-        [crate::control::router(marketplace)],
+        [
+            crate::control::router(marketplace),
+            crate::usage::control_router(open_api_for_bills),
+        ],
     )
 }
 
@@ -91,7 +95,12 @@ impl Emulator {
                 "the time scale must be a non-negative number".to_owned(),
             ));
         }
-        let openapi = Arc::new(OpenApi::new([(config.ak.clone(), config.sk.clone())]));
+        let mut openapi = OpenApi::new([(config.ak.clone(), config.sk.clone())]);
+        if let Some(basic) = &config.keys.basic {
+            // The usage push's body signature uses the merchant's basic key.
+            openapi = openapi.with_usage_key(basic);
+        }
+        let openapi = Arc::new(openapi);
         let clock = Arc::new(EmuClock::scaled(wall_clock_ms(), config.time_scale));
         let settings = Settings {
             merchant_url: config.merchant_url.clone(),

@@ -551,6 +551,55 @@ impl ProvisionerTemplates {
     }
 }
 
+/// A webhook endpoint from the config file (`[[webhooks.endpoints]]`, docs/integration.md).
+#[derive(Debug, Clone)]
+pub struct WebhookEndpointConfig {
+    pub url: String,
+    /// `whsec_…`.
+    pub secret: SecretString,
+    /// Event types, or `["*"]`.
+    pub events: Vec<String>,
+}
+
+/// Webhook delivery settings (`[webhooks]`).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSettings {
+    pub schedule: crate::webhooks::Schedule,
+    pub endpoints: Vec<WebhookEndpointConfig>,
+}
+
+/// How an instance is provisioned (`[[provisioners]]`, docs/integration.md).
+#[derive(Debug, Clone)]
+pub enum ProvisionerKind {
+    /// Access information from the templates of `[provisioner]`.
+    Builtin,
+    /// POST the request to the merchant's application.
+    Webhook { url: String, secret: SecretString },
+    /// Run a command: the request on stdin, `appInfo` JSON on stdout.
+    Exec { command: Vec<String> },
+}
+
+/// A provisioner and the products/SKUs it serves (a missing field matches everything).
+#[derive(Debug, Clone)]
+pub struct ProvisionerRule {
+    pub product_id: Option<String>,
+    pub sku_code: Option<String>,
+    pub kind: ProvisionerKind,
+    /// Budget of one attempt.
+    pub timeout_ms: u64,
+    /// Attempts before the instance is marked failed.
+    pub max_attempts: i64,
+}
+
+impl ProvisionerRule {
+    pub fn matches(&self, product_id: Option<&str>, sku_code: Option<&str>) -> bool {
+        let fits = |want: &Option<String>, have: Option<&str>| {
+            want.as_deref().is_none_or(|w| Some(w) == have)
+        };
+        fits(&self.product_id, product_id) && fits(&self.sku_code, sku_code)
+    }
+}
+
 /// The resolved and validated configuration. `Debug` shows no secret (the database URL's
 /// password is masked).
 pub struct Config {
@@ -573,6 +622,9 @@ pub struct Config {
     pub v1_key_size: KeySize,
     pub v2_encrypt_credentials: bool,
     pub provisioner: ProvisionerTemplates,
+    /// Provisioners per product/SKU, first match wins; none matching: the built-in one.
+    pub provisioners: Vec<ProvisionerRule>,
+    pub webhooks: WebhookSettings,
     pub workers: usize,
     /// How long a claimed job is reserved for its worker, in milliseconds.
     pub job_lease_ms: u64,
@@ -603,6 +655,8 @@ impl fmt::Debug for Config {
             .field("v1_key_size", &self.v1_key_size)
             .field("v2_encrypt_credentials", &self.v2_encrypt_credentials)
             .field("provisioner", &self.provisioner)
+            .field("provisioners", &self.provisioners)
+            .field("webhooks", &self.webhooks)
             .field("workers", &self.workers)
             .field("job_lease_ms", &self.job_lease_ms)
             .field("log_format", &self.log_format)
@@ -635,6 +689,8 @@ impl Clone for Config {
             v1_key_size: self.v1_key_size,
             v2_encrypt_credentials: self.v2_encrypt_credentials,
             provisioner: self.provisioner.clone(),
+            provisioners: self.provisioners.clone(),
+            webhooks: self.webhooks.clone(),
             workers: self.workers,
             job_lease_ms: self.job_lease_ms,
             log_format: self.log_format,
@@ -677,6 +733,42 @@ struct FileConfig {
     tls: FileTls,
     #[serde(default)]
     provisioner: FileProvisioner,
+    #[serde(default)]
+    provisioners: Vec<FileProvisionerRule>,
+    #[serde(default)]
+    webhooks: FileWebhooks,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWebhooks {
+    retry_first_ms: Option<i64>,
+    retry_max_ms: Option<i64>,
+    max_age_secs: Option<i64>,
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    endpoints: Vec<FileWebhookEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWebhookEndpoint {
+    url: String,
+    secret: String,
+    events: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileProvisionerRule {
+    product_id: Option<String>,
+    sku_code: Option<String>,
+    kind: String,
+    url: Option<String>,
+    secret: Option<String>,
+    command: Option<Vec<String>>,
+    timeout_ms: Option<u64>,
+    max_attempts: Option<i64>,
 }
 
 #[derive(Default, Deserialize)]
@@ -1212,6 +1304,13 @@ impl Config {
             |t| check_template(t, 128, false),
         )?;
 
+        let webhooks = webhook_settings(std::mem::take(&mut file.webhooks))?;
+        let provisioners = std::mem::take(&mut file.provisioners)
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| provisioner_rule(rule).map_err(|e| anyhow!("provisioners[{i}]: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+
         let workers = r.req(&s::WORKERS, a.workers, file.workers, DEFAULT_WORKERS, |v| {
             check_range(v, 1, MAX_WORKERS)
         })?;
@@ -1257,6 +1356,8 @@ impl Config {
                 memo,
                 user_name,
             },
+            provisioners,
+            webhooks,
             workers,
             job_lease_ms: job_lease_secs * 1000,
             log_format,
@@ -1699,6 +1800,96 @@ fn check_http_url(v: String) -> Result<String, String> {
         return Err(format!("must not have a query or fragment, got {v:?}"));
     }
     Ok(v.trim_end_matches('/').to_owned())
+}
+
+/// Default budget of one provisioning attempt by webhook or command.
+const DEFAULT_PROVISION_TIMEOUT_MS: u64 = 10_000;
+
+fn webhook_settings(f: FileWebhooks) -> anyhow::Result<WebhookSettings> {
+    let d = crate::webhooks::Schedule::default();
+    let positive = |name: &str, v: Option<i64>, default: i64| match v {
+        Some(v) if v <= 0 => Err(anyhow!("webhooks.{name}: must be greater than 0, got {v}")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let schedule = crate::webhooks::Schedule {
+        first_retry_ms: positive("retry_first_ms", f.retry_first_ms, d.first_retry_ms)?,
+        max_retry_ms: positive("retry_max_ms", f.retry_max_ms, d.max_retry_ms)?,
+        max_age_ms: positive("max_age_secs", f.max_age_secs, d.max_age_ms / 1000)?
+            .saturating_mul(1000),
+        timeout_ms: match f.timeout_ms {
+            Some(0) => bail!("webhooks.timeout_ms: must be greater than 0"),
+            Some(v) => v,
+            None => d.timeout_ms,
+        },
+    };
+    let endpoints = f
+        .endpoints
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let at = |e: String| anyhow!("webhooks.endpoints[{i}]: {e}");
+            let url = check_http_url(e.url).map_err(|e| at(format!("url {e}")))?;
+            crate::webhooks::check_secret(&e.secret).map_err(|e| at(format!("secret {e}")))?;
+            let events = e.events.unwrap_or_else(|| vec!["*".to_owned()]);
+            crate::webhooks::check_event_types(&events).map_err(|e| at(format!("events: {e}")))?;
+            Ok(WebhookEndpointConfig {
+                url,
+                secret: SecretString::from(e.secret),
+                events,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(WebhookSettings {
+        schedule,
+        endpoints,
+    })
+}
+
+fn provisioner_rule(f: FileProvisionerRule) -> Result<ProvisionerRule, String> {
+    let kind = match f.kind.as_str() {
+        "builtin" => ProvisionerKind::Builtin,
+        "webhook" => {
+            let url = check_http_url(f.url.ok_or("kind \"webhook\" needs url")?)
+                .map_err(|e| format!("url {e}"))?;
+            let secret = f.secret.ok_or("kind \"webhook\" needs secret (whsec_…)")?;
+            crate::webhooks::check_secret(&secret).map_err(|e| format!("secret {e}"))?;
+            ProvisionerKind::Webhook {
+                url,
+                secret: SecretString::from(secret),
+            }
+        }
+        "exec" => {
+            let command = f.command.filter(|c| !c.is_empty()).ok_or(
+                "kind \"exec\" needs command, a non-empty list: [\"program\", \"arg\", …]",
+            )?;
+            ProvisionerKind::Exec { command }
+        }
+        other => {
+            return Err(format!(
+                "kind must be \"builtin\", \"webhook\" or \"exec\", got {other:?}"
+            ));
+        }
+    };
+    let timeout_ms = match f.timeout_ms {
+        Some(0) => return Err("timeout_ms must be greater than 0".to_owned()),
+        Some(v) => v,
+        None => DEFAULT_PROVISION_TIMEOUT_MS,
+    };
+    let max_attempts = match f.max_attempts {
+        Some(v) if !(1..=100).contains(&v) => {
+            return Err(format!("max_attempts must be between 1 and 100, got {v}"));
+        }
+        Some(v) => v,
+        None => crate::produce::JOB_MAX_ATTEMPTS,
+    };
+    Ok(ProvisionerRule {
+        product_id: f.product_id,
+        sku_code: f.sku_code,
+        kind,
+        timeout_ms,
+        max_attempts,
+    })
 }
 
 fn check_file(p: PathBuf) -> Result<PathBuf, String> {

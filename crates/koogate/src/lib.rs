@@ -3,6 +3,7 @@
 //! The protocol itself lives in the pure [`koogallery`] crate; this crate holds the product
 //! built on it: the production-interface server and the command line.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -12,8 +13,10 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod openapi;
+pub mod ops;
 pub mod produce;
 pub mod provision;
 pub mod seal;
 pub mod signed_call;
 pub mod store;
+pub mod webhooks;

@@ -678,3 +678,78 @@ fn templates_render() {
         "{literal}"
     );
 }
+
+#[test]
+fn webhooks_and_provisioners_are_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"
+[webhooks]
+retry_first_ms = 100
+max_age_secs = 60
+
+[[webhooks.endpoints]]
+url = "https://app.example.com/hooks"
+secret = "whsec_c2VjcmV0LWEtMDEyMzQ1Njc4OWFiY2RlZg=="
+events = ["instance.ready"]
+
+[[provisioners]]
+product_id = "OFFI-1"
+kind = "webhook"
+url = "https://app.example.com/provision"
+secret = "whsec_c2VjcmV0LWEtMDEyMzQ1Njc4OWFiY2RlZg=="
+
+[[provisioners]]
+kind = "exec"
+command = ["/bin/true"]
+max_attempts = 3
+"#;
+    let config = Config::load(&with_file(dir.path(), good)).unwrap();
+    assert_eq!(config.webhooks.schedule.first_retry_ms, 100);
+    assert_eq!(config.webhooks.schedule.max_age_ms, 60_000);
+    assert_eq!(config.webhooks.endpoints[0].events, ["instance.ready"]);
+    assert_eq!(config.provisioners.len(), 2);
+    assert!(config.provisioners[0].matches(Some("OFFI-1"), None));
+    assert!(!config.provisioners[0].matches(Some("OFFI-2"), None));
+    assert!(config.provisioners[1].matches(None, None));
+    assert_eq!(config.provisioners[1].max_attempts, 3);
+    // The secrets never show in Debug.
+    assert!(!format!("{config:?}").contains("c2VjcmV0"));
+
+    for (toml, expected) in [
+        (
+            "[[webhooks.endpoints]]\nurl = \"https://x\"\nsecret = \"plain\"\n",
+            "webhooks.endpoints[0]: secret must start with whsec_",
+        ),
+        (
+            "[[webhooks.endpoints]]\nurl = \"ftp://x\"\nsecret = \"whsec_YWJj\"\n",
+            "webhooks.endpoints[0]: url must be an http",
+        ),
+        (
+            "[[webhooks.endpoints]]\nurl = \"https://x\"\nsecret = \"whsec_YWJj\"\nevents = [\"instance.exploded\"]\n",
+            "unknown event type",
+        ),
+        (
+            "[webhooks]\nretry_first_ms = 0\n",
+            "webhooks.retry_first_ms",
+        ),
+        (
+            "[[provisioners]]\nkind = \"magic\"\n",
+            "provisioners[0]: kind must be",
+        ),
+        (
+            "[[provisioners]]\nkind = \"exec\"\ncommand = []\n",
+            "provisioners[0]: kind \"exec\" needs command",
+        ),
+        (
+            "[[provisioners]]\nkind = \"webhook\"\nurl = \"https://x\"\n",
+            "needs secret",
+        ),
+        (
+            "[[provisioners]]\nkind = \"exec\"\ncommand = [\"x\"]\nmax_attempts = 0\n",
+            "max_attempts",
+        ),
+    ] {
+        let err = load_err(&with_file(dir.path(), toml));
+        assert!(err.contains(expected), "{toml}: {err}");
+    }
+}

@@ -49,6 +49,9 @@ pub enum EmulatorCommand {
     Instances(ClientArgs),
     /// List the catalog.
     Products(ClientArgs),
+    /// List the bills: usage the merchant pushed and the emulator accepted, rated at the
+    /// product's price per unit; and what was deducted from packages.
+    Bills(ClientArgs),
 }
 
 #[derive(Args)]
@@ -332,6 +335,7 @@ pub async fn run(args: EmulatorArgs) -> Result<String> {
                 })
             }))
         }
+        EmulatorCommand::Bills(c) => bills(c).await,
         EmulatorCommand::Products(c) => {
             let v = call(&c, "GET", "/control/products", None).await?;
             Ok(render(&c, &v, || {
@@ -352,6 +356,34 @@ pub async fn run(args: EmulatorArgs) -> Result<String> {
             }))
         }
     }
+}
+
+async fn bills(c: ClientArgs) -> Result<String> {
+    let v = call(&c, "GET", "/control/bills", None).await?;
+    Ok(render(&c, &v, || {
+        let mut out = lines(&v["bills"], |b| {
+            format!(
+                "{} {} {}..{} usage {} x {} = {}{}",
+                text(&b["instance_id"]),
+                text(&b["metering_sn"]),
+                text(&b["begin_time"]),
+                text(&b["end_time"]),
+                text(&b["usage_value"]),
+                text(&b["unit_price"]),
+                text(&b["amount"]),
+                b["package"]
+                    .as_str()
+                    .map(|p| format!(" (package {p})"))
+                    .unwrap_or_default()
+            )
+        });
+        if let Some(packages) = v["packages"].as_object() {
+            for (package, used) in packages {
+                out.push_str(&format!("\npackage {package}: {} used", text(used)));
+            }
+        }
+        out
+    }))
 }
 
 async fn serve(args: ServeArgs) -> Result<String> {

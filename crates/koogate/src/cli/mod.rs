@@ -5,9 +5,11 @@
 pub mod audit;
 pub mod conformance;
 pub mod emulator;
+pub mod instances;
 pub mod load;
 pub mod serve;
 pub mod tools;
+pub mod webhooks;
 
 use std::process::ExitCode;
 
@@ -49,6 +51,10 @@ pub enum Command {
     /// retries and lifecycle automation, the order-query open API, and a control API
     /// (`serve`); place orders, move the clock, list calls and messages (every other verb).
     Emulator(emulator::EmulatorArgs),
+    /// Instances: list, show, complete or fail a provisioning.
+    Instances(instances::InstancesArgs),
+    /// Event webhooks to your application: endpoints, deliveries, replay, test.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -69,6 +75,8 @@ pub fn run() -> ExitCode {
         Command::Load(args) => runtime().and_then(|rt| rt.block_on(load::run(args))),
         Command::Conformance(args) => runtime().and_then(|rt| rt.block_on(conformance::run(args))),
         Command::Emulator(args) => runtime().and_then(|rt| rt.block_on(emulator::run(args))),
+        Command::Instances(args) => runtime().and_then(|rt| rt.block_on(instances::run(args))),
+        Command::Webhooks(args) => runtime().and_then(|rt| rt.block_on(webhooks::run(args))),
     };
     match result {
         Ok(output) => {

@@ -57,9 +57,28 @@ impl Gateway {
             sealer: Sealer::new(data_key.expose_secret()),
             templates: config.provisioner.clone(),
             openapi: openapi_client(config)?.map(Arc::new),
+            provisioners: config.provisioners.clone(),
+            http: crate::webhooks::http_client()?,
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
         })
     }
+}
+
+/// The gateway an operator command works with: the configured database (migrated) and keys.
+pub async fn gateway_for_cli(args: &crate::config::ConfigArgs) -> Result<Arc<Gateway>> {
+    let mut config = Config::load(args)?;
+    config.prepare_data_dir()?;
+    let db = Db::open(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            config.redacted_database_url()
+        )
+    })?;
+    Ok(Arc::new(Gateway::from_config(
+        &config,
+        db,
+        Arc::new(SystemClock),
+    )?))
 }
 
 /// The open-API client, when account AK/SK are configured.
@@ -136,7 +155,25 @@ pub async fn run_server(
             }
         }
     });
-    let app = crate::http::router(gateway, &config.produce_path, config.max_body_bytes);
+    crate::webhooks::sync_config_endpoints(&gateway, &config.webhooks.endpoints)
+        .await
+        .context("cannot record the webhook endpoints of the config file")?;
+    let client = crate::webhooks::http_client()?;
+    for i in 0..config.workers.max(1) {
+        let deliverer = crate::webhooks::Deliverer {
+            gateway: gateway.clone(),
+            client: client.clone(),
+            schedule: config.webhooks.schedule,
+            worker_id: format!("{}-w{i}", &node[..12]),
+        };
+        tasks.spawn(deliverer.run(shutdown.clone()));
+    }
+    let app = crate::http::router(
+        gateway,
+        &config.produce_path,
+        config.max_body_bytes,
+        config.admin_token.clone(),
+    );
     crate::http::serve(listener, app, tls, shutdown).await;
     while tasks.join_next().await.is_some() {}
     Ok(())

@@ -26,8 +26,15 @@ struct AppState {
     max_body_bytes: usize,
 }
 
-/// The routes: the production path (POST = V2, GET = V1), `/healthz`, `/readyz`.
-pub fn router(gateway: Arc<Gateway>, produce_path: &str, max_body_bytes: usize) -> Router {
+/// The routes: the production path (POST = V2, GET = V1), `/healthz`, `/readyz`, and the
+/// merchant REST API under `/api/v1` ([`crate::api`]).
+pub fn router(
+    gateway: Arc<Gateway>,
+    produce_path: &str,
+    max_body_bytes: usize,
+    admin_token: Option<secrecy::SecretString>,
+) -> Router {
+    let api = crate::api::router(gateway.clone(), admin_token);
     Router::new()
         .route(produce_path, get(produce_v1).post(produce_v2))
         .route("/healthz", get(|| async { "ok" }))
@@ -36,6 +43,7 @@ pub fn router(gateway: Arc<Gateway>, produce_path: &str, max_body_bytes: usize) 
             gateway,
             max_body_bytes,
         })
+        .merge(api)
 }
 
 async fn produce_v2(State(s): State<AppState>, RawQuery(query): RawQuery, body: Body) -> Response {

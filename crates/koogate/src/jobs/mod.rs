@@ -7,11 +7,16 @@ use std::time::Duration;
 
 use koogallery::ResultCode;
 use koogallery::model::openapi::OrderInfo;
+use koogallery::model::saas_v2::AppInfo;
+use secrecy::ExposeSecret as _;
+use sqlx::AnyConnection;
 use tokio::sync::watch;
 
+use crate::config::ProvisionerKind;
 use crate::domain::instance::{self, Command, State};
 use crate::produce::{Gateway, JOB_FETCH_ORDER, JOB_PROVISION, JobPayload};
-use crate::store::instances::OrderData;
+use crate::provision::{Outcome, ProvisionError};
+use crate::store::instances::{Instance, OrderData};
 use crate::store::jobs::{self, Job};
 use crate::store::{StoreError, instances, orders};
 
@@ -163,23 +168,8 @@ impl Runner {
                 return Ok(());
             }
             let creating = matches!(payload.purpose.as_deref(), Some("create"));
-            if let (true, Some(id)) = (creating, payload.instance_id.as_deref())
-                && let Some(inst) = instances::get(&mut tx, id).await?
-                && let Ok(t) = instance::apply(inst.state, Command::ProvisionFailed)
-            {
-                instances::set_state(&mut tx, id, t.from, t.to, now).await?;
-                instances::set_failure(&mut tx, id, code.code(), message, now).await?;
-                instances::record_event(
-                    &mut tx,
-                    id,
-                    Command::ProvisionFailed.event_kind(),
-                    Some(t.from),
-                    t.to,
-                    None,
-                    Some(message),
-                    now,
-                )
-                .await?;
+            if let (true, Some(id)) = (creating, payload.instance_id.as_deref()) {
+                fail_provisioning(&mut tx, id, code, message, now).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -226,6 +216,26 @@ impl Runner {
             .and_then(|b| serde_json::to_string(b).ok())
             .map(|json| gw.sealer.seal(&json));
         orders::save(&mut tx, &order, buyer.as_deref(), now).await?;
+        let event = crate::webhooks::envelope(
+            "order.fetched",
+            now,
+            serde_json::json!({
+                "order_id": order.order_id,
+                "order_type": order.order_type,
+                "order_line_id": payload.order_line_id,
+                "instance_id": payload.instance_id,
+                "purpose": payload.purpose,
+            }),
+        );
+        crate::store::webhooks::emit(
+            &mut tx,
+            "order.fetched",
+            payload.instance_id.as_deref(),
+            &event,
+            None,
+            now,
+        )
+        .await?;
         if let Some(instance_id) = payload.instance_id.as_deref() {
             let data = order_data(&order, payload.order_line_id.as_deref());
             instances::set_order_data(&mut tx, instance_id, &data, now).await?;
@@ -277,7 +287,9 @@ impl Runner {
         Ok(())
     }
 
-    /// The built-in provisioner: access information from templates, sealed, instance active.
+    /// Provisions an instance with the provisioner of its product/SKU (built-in when none is
+    /// configured) and, when it answers with access information, makes the instance active.
+    /// The external call is made holding no database connection.
     async fn provision(&self, job: &Job, payload: &JobPayload) -> Result<(), JobError> {
         let gw = &self.gateway;
         let instance_id = payload
@@ -287,57 +299,172 @@ impl Runner {
                 code: ResultCode::InternalError,
                 message: "job has no instance id".to_owned(),
             })?;
-        let now = gw.clock.now_ms();
-        let mut tx = gw.db.pool.begin().await?;
-        let Some(inst) = instances::get(&mut tx, instance_id).await? else {
-            return Err(JobError::Permanent {
-                code: ResultCode::InternalError,
-                message: format!("instance {instance_id} does not exist"),
-            });
-        };
-        if inst.state == State::Provisioning {
-            let vars = crate::provision::Vars {
-                instance_id,
-                order_id: &inst.order_id,
-                customer_id: inst.customer_id.as_deref().unwrap_or_default(),
-            };
-            let app = crate::provision::provision(&gw.templates, vars);
-            let json =
-                serde_json::to_string(&app).map_err(|e| JobError::Transient(e.to_string()))?;
-            instances::set_app_info(&mut tx, instance_id, &gw.sealer.seal(&json), now).await?;
-            let t = instance::apply(inst.state, Command::Provisioned).map_err(|e| {
-                JobError::Permanent {
-                    code: ResultCode::InternalError,
-                    message: e.to_string(),
-                }
-            })?;
-            if !instances::set_state(&mut tx, instance_id, t.from, t.to, now).await? {
-                return Err(JobError::Transient(
-                    "instance changed concurrently".to_owned(),
-                ));
-            }
-            instances::record_event(
-                &mut tx,
-                instance_id,
-                Command::Provisioned.event_kind(),
-                Some(t.from),
-                t.to,
-                None,
-                None,
-                now,
-            )
-            .await?;
+        let inst = {
+            let mut conn = gw.db.pool.acquire().await?;
+            instances::get(&mut conn, instance_id).await?
         }
+        .ok_or_else(|| JobError::Permanent {
+            code: ResultCode::InternalError,
+            message: format!("instance {instance_id} does not exist"),
+        })?;
         // Any other state: released while waiting, or already provisioned by an earlier
         // attempt that lost its lease. Nothing to do but finish the job.
+        let outcome = if inst.state == State::Provisioning {
+            Some(self.run_provisioner(job, &inst).await?)
+        } else {
+            None
+        };
+        let now = gw.clock.now_ms();
+        let mut tx = gw.db.pool.begin().await?;
+        match outcome {
+            Some(Outcome::Ready(app)) => {
+                complete_provisioning(gw, &mut tx, instance_id, &app, now).await?;
+            }
+            Some(Outcome::Accepted) => tracing::info!(
+                instance = %instance_id,
+                "provisioning accepted by the application; waiting for it to complete"
+            ),
+            None => {}
+        }
         if !jobs::complete(&mut tx, &job.id, &self.worker_id, now).await? {
             return Err(JobError::Transient(
                 "lease lost to another worker".to_owned(),
             ));
         }
         tx.commit().await?;
+        gw.jobs_ready.notify_waiters();
         Ok(())
     }
+
+    /// Runs the provisioner of an instance's product/SKU.
+    async fn run_provisioner(&self, job: &Job, inst: &Instance) -> Result<Outcome, JobError> {
+        let gw = &self.gateway;
+        let rule = gw
+            .provisioners
+            .iter()
+            .find(|r| r.matches(inst.product_id.as_deref(), inst.sku_code.as_deref()));
+        let Some(rule) = rule.filter(|r| !matches!(r.kind, ProvisionerKind::Builtin)) else {
+            let vars = crate::provision::Vars {
+                instance_id: &inst.instance_id,
+                order_id: &inst.order_id,
+                customer_id: inst.customer_id.as_deref().unwrap_or_default(),
+            };
+            return Ok(Outcome::Ready(crate::provision::provision(
+                &gw.templates,
+                vars,
+            )));
+        };
+        let request = crate::provision::request(inst);
+        let timeout = Duration::from_millis(rule.timeout_ms);
+        let result = match &rule.kind {
+            ProvisionerKind::Webhook { url, secret } => {
+                crate::provision::call_webhook(
+                    &gw.http,
+                    url,
+                    secret.expose_secret(),
+                    &request,
+                    gw.clock.now_ms(),
+                    timeout,
+                )
+                .await
+            }
+            ProvisionerKind::Exec { command } => {
+                crate::provision::run_command(command, &request, timeout).await
+            }
+            ProvisionerKind::Builtin => unreachable_builtin(),
+        };
+        result.map_err(|e| match e {
+            ProvisionError::Transient(m) if job.attempts < rule.max_attempts => {
+                JobError::Transient(m)
+            }
+            ProvisionError::Transient(m) => JobError::Permanent {
+                code: ResultCode::ServiceError,
+                message: format!("gave up after {} attempts: {m}", job.attempts),
+            },
+            ProvisionError::Permanent(m) => JobError::Permanent {
+                code: ResultCode::ServiceError,
+                message: m,
+            },
+        })
+    }
+}
+
+/// The built-in kind is handled before any external call.
+fn unreachable_builtin() -> Result<Outcome, ProvisionError> {
+    Err(ProvisionError::Permanent(
+        "the built-in provisioner makes no external call".to_owned(),
+    ))
+}
+
+/// Makes a provisioning instance active with its access information (sealed), recording the
+/// event. Returns false when the instance is no longer provisioning (nothing changed).
+pub async fn complete_provisioning(
+    gw: &Gateway,
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    app: &AppInfo,
+    now: i64,
+) -> Result<bool, crate::store::StoreError> {
+    let Some(inst) = instances::get(conn, instance_id).await? else {
+        return Ok(false);
+    };
+    let Ok(t) = instance::apply(inst.state, Command::Provisioned) else {
+        return Ok(false);
+    };
+    if !t.changed {
+        return Ok(false);
+    }
+    let json =
+        serde_json::to_string(app).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    instances::set_app_info(conn, instance_id, &gw.sealer.seal(&json), now).await?;
+    if !instances::set_state(conn, instance_id, t.from, t.to, now).await? {
+        return Ok(false);
+    }
+    instances::record_event(
+        conn,
+        instance_id,
+        Command::Provisioned.event_kind(),
+        Some(t.from),
+        t.to,
+        None,
+        None,
+        now,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Marks a provisioning instance failed with `code` (answered to KooGallery's later calls).
+/// Returns false when the instance is not provisioning (nothing changed).
+pub async fn fail_provisioning(
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    code: ResultCode,
+    message: &str,
+    now: i64,
+) -> Result<bool, crate::store::StoreError> {
+    let Some(inst) = instances::get(conn, instance_id).await? else {
+        return Ok(false);
+    };
+    let Ok(t) = instance::apply(inst.state, Command::ProvisionFailed) else {
+        return Ok(false);
+    };
+    if !t.changed || !instances::set_state(conn, instance_id, t.from, t.to, now).await? {
+        return Ok(false);
+    }
+    instances::set_failure(conn, instance_id, code.code(), message, now).await?;
+    instances::record_event(
+        conn,
+        instance_id,
+        Command::ProvisionFailed.event_kind(),
+        Some(t.from),
+        t.to,
+        None,
+        Some(message),
+        now,
+    )
+    .await?;
+    Ok(true)
 }
 
 /// What an order says about the instance of one of its lines.

@@ -64,6 +64,10 @@ pub struct Gateway {
     pub templates: Templates,
     /// KooGallery's open API, when account AK/SK are configured, so orders can be read.
     pub openapi: Option<Arc<OpenApiClient>>,
+    /// Provisioners per product/SKU (first match); none matching: the built-in one.
+    pub provisioners: Vec<crate::config::ProvisionerRule>,
+    /// Client of provisioning webhooks.
+    pub http: reqwest::Client,
     /// Wakes the job workers when a job is enqueued.
     pub jobs_ready: Arc<Notify>,
 }

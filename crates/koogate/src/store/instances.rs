@@ -161,27 +161,31 @@ pub async fn get(conn: &mut AnyConnection, instance_id: &str) -> Result<Option<I
     row.as_ref().map(from_row).transpose()
 }
 
-/// Instances, newest first, optionally of one state.
-pub async fn list(
-    conn: &mut AnyConnection,
-    state: Option<State>,
-    limit: i64,
-) -> Result<Vec<Instance>> {
-    let rows = match state {
-        Some(s) => {
-            sqlx::query(&format!("SELECT {COLUMNS} FROM instances WHERE state = $1 ORDER BY created_at DESC, instance_id LIMIT $2"))
-                .bind(s.as_str())
-                .bind(limit)
-                .fetch_all(conn)
-                .await?
-        }
-        None => {
-            sqlx::query(&format!("SELECT {COLUMNS} FROM instances ORDER BY created_at DESC, instance_id LIMIT $1"))
-                .bind(limit)
-                .fetch_all(conn)
-                .await?
-        }
-    };
+/// Which instances to list.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub state: Option<State>,
+    pub order_id: Option<String>,
+    /// Only instances created before this (created_at, instance_id) cursor: the next page.
+    pub before: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+/// Instances, newest first.
+pub async fn list(conn: &mut AnyConnection, f: &Filter) -> Result<Vec<Instance>> {
+    let (before_at, before_id) = f.before.clone().unzip();
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM instances WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR order_id = $2) \
+         AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND instance_id < $4)) \
+         ORDER BY created_at DESC, instance_id DESC LIMIT $5"
+    ))
+    .bind(f.state.map(State::as_str))
+    .bind(&f.order_id)
+    .bind(before_at)
+    .bind(before_id)
+    .bind(f.limit)
+    .fetch_all(conn)
+    .await?;
     rows.iter().map(from_row).collect()
 }
 
@@ -331,9 +335,20 @@ pub async fn record_event(
     .bind(order_id)
     .bind(detail)
     .bind(now_ms)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    // The outbox event, in the same transaction (docs/integration.md).
+    crate::webhooks::emit_instance_event(
+        conn,
+        instance_id,
+        kind,
+        from.map(State::as_str),
+        to.as_str(),
+        order_id,
+        detail,
+        now_ms,
+    )
+    .await
 }
 
 /// The history of an instance, oldest first.

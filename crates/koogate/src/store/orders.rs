@@ -2,7 +2,7 @@
 //! sealed with the data key before it reaches this module.
 
 use koogallery::model::openapi::{ExtendParam, OrderInfo};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 use super::Result;
 
@@ -83,4 +83,45 @@ pub async fn exists(conn: &mut AnyConnection, order_id: &str) -> Result<bool> {
         .fetch_optional(conn)
         .await?
         .is_some())
+}
+
+/// An order as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRow {
+    pub order_id: String,
+    pub order_type: String,
+    pub create_time: Option<String>,
+    pub customer_id: Option<String>,
+    pub fetched_at: i64,
+}
+
+/// Orders, most recently read first; `before` is the (fetched_at, order_id) cursor of the last
+/// one of the previous page.
+pub async fn list(
+    conn: &mut AnyConnection,
+    before: Option<(i64, String)>,
+    limit: i64,
+) -> Result<Vec<OrderRow>> {
+    let (before_at, before_id) = before.unzip();
+    let rows = sqlx::query(
+        "SELECT order_id, order_type, create_time, customer_id, fetched_at FROM orders \
+         WHERE ($1 IS NULL OR fetched_at < $1 OR (fetched_at = $1 AND order_id < $2)) \
+         ORDER BY fetched_at DESC, order_id DESC LIMIT $3",
+    )
+    .bind(before_at)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OrderRow {
+                order_id: r.try_get("order_id")?,
+                order_type: r.try_get("order_type")?,
+                create_time: r.try_get("create_time")?,
+                customer_id: r.try_get("customer_id")?,
+                fetched_at: r.try_get("fetched_at")?,
+            })
+        })
+        .collect()
 }

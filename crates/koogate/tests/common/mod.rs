@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod receiver;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,7 +73,14 @@ pub struct Options {
     pub openapi_url: Option<String>,
     pub workers: Option<usize>,
     pub max_body_bytes: Option<usize>,
+    /// Contents of a config file (`--config`), e.g. `[webhooks]` and `[[provisioners]]`.
+    pub config_toml: Option<String>,
+    /// `KOOGATE_ADMIN_TOKEN`: enables the REST API.
+    pub admin_token: Option<String>,
 }
+
+/// The admin token tests use for the REST API.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// A running production interface.
 pub struct TestServer {
@@ -96,6 +105,12 @@ pub fn config_args(db_url: &str, data_dir: &std::path::Path, opts: &Options) -> 
         openapi_url: opts.openapi_url.clone(),
         workers: opts.workers,
         max_body_bytes: opts.max_body_bytes,
+        admin_token: opts.admin_token.clone(),
+        config: opts.config_toml.as_ref().map(|toml| {
+            let path = data_dir.join("koogate.toml");
+            std::fs::write(&path, toml).unwrap();
+            path
+        }),
         ..ConfigArgs::default()
     }
 }

@@ -1,0 +1,307 @@
+//! Provisioners chosen per product/SKU: `exec` (success, timeout, garbage output) and `webhook`
+//! (synchronous, asynchronous completed through the REST API, refusal), and a KooGallery
+//! `newInstance` that answers while the merchant's application is still busy.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::receiver::{Mode, Receiver};
+use common::{ADMIN_TOKEN, BACKENDS, Options, TestDb, TestServer};
+
+const SECRET: &str = "whsec_cHJvdmlzaW9uLXNlY3JldC0wMTIzNDU2Nzg5";
+
+fn new_instance(order: &str, biz: &str) -> String {
+    format!(
+        r#"{{"activity":"newInstance","businessId":"{biz}","orderId":"{order}","orderLineId":"{order}-000001"}}"#
+    )
+}
+
+fn query(id: &str) -> String {
+    format!(r#"{{"activity":"queryInstance","instanceId":"{id}"}}"#)
+}
+
+/// A shell script in `dir` with `body`; returns its path.
+fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    path.display().to_string()
+}
+
+async fn server(backend: common::Backend, provisioners: &str) -> (TestDb, TestServer) {
+    let db = TestDb::fresh(backend).await;
+    let s = TestServer::start(
+        &db,
+        Options {
+            config_toml: Some(provisioners.to_owned()),
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
+            ..Options::default()
+        },
+    )
+    .await;
+    (db, s)
+}
+
+#[tokio::test]
+async fn exec_provisioner_success_timeout_and_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    // The request arrives on stdin; the script echoes the instance id into the URL.
+    let ok = script(
+        dir.path(),
+        "ok.sh",
+        r#"id=$(sed -n 's/.*"instance_id":"\([^"]*\)".*/\1/p'); printf '{"appInfo":{"frontEndUrl":"https://app.example.com/%s","userName":"owner","password":"S3cret!pass"}}' "$id""#,
+    );
+    let slow = script(dir.path(), "slow.sh", "sleep 30");
+    let garbage = script(
+        dir.path(),
+        "garbage.sh",
+        "cat >/dev/null; echo 'provisioned!'",
+    );
+    // No order query here (no AK/SK), so rules cannot match on product: the first rule applies
+    // to everything. One server per script.
+    for backend in BACKENDS {
+        let (_db, s) = server(
+            backend,
+            &format!("[[provisioners]]\nkind = \"exec\"\ncommand = [\"{ok}\"]\n"),
+        )
+        .await;
+        s.v2(&new_instance("CS-EX-1", "ex-1"))
+            .await
+            .expect_code("000004");
+        s.wait_state("ex-1", "active").await;
+        let r = s.v2(&query("ex-1")).await;
+        r.expect("000000");
+        assert_eq!(
+            r.json["info"][0]["appInfo"]["frontEndUrl"],
+            "https://app.example.com/ex-1"
+        );
+        assert_eq!(r.json["info"][0]["appInfo"]["userName"], "owner");
+        s.stop().await;
+
+        let (_db, s) = server(
+            backend,
+            &format!(
+                "[[provisioners]]\nkind = \"exec\"\ncommand = [\"{slow}\"]\ntimeout_ms = 300\nmax_attempts = 1\n"
+            ),
+        )
+        .await;
+        s.v2(&new_instance("CS-EX-2", "ex-2"))
+            .await
+            .expect_code("000004");
+        s.wait_state("ex-2", "failed").await;
+        let r = s.v2(&new_instance("CS-EX-2", "ex-2b")).await;
+        r.expect_code("000104");
+        assert!(r.msg().contains("killed"), "{}", r.msg());
+        s.stop().await;
+
+        let (_db, s) = server(
+            backend,
+            &format!("[[provisioners]]\nkind = \"exec\"\ncommand = [\"{garbage}\"]\n"),
+        )
+        .await;
+        s.v2(&new_instance("CS-EX-3", "ex-3"))
+            .await
+            .expect_code("000004");
+        // Exit 0 with output that is not appInfo: permanent at once (no retry would help).
+        s.wait_state("ex-3", "failed").await;
+        let r = s.v2(&new_instance("CS-EX-3", "ex-3b")).await;
+        r.expect_code("000104");
+        assert!(r.msg().contains("not JSON"), "{}", r.msg());
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn webhook_provisioner_sync_async_and_refusal() {
+    for backend in BACKENDS {
+        let app = Receiver::start(
+            SECRET,
+            Mode::Answer(
+                200,
+                r#"{"appInfo":{"frontEndUrl":"https://app.example.com/sync","password":"pw-123456"}}"#
+                    .to_owned(),
+            ),
+        )
+        .await;
+        let (_db, s) = server(
+            backend,
+            &format!(
+                "[[provisioners]]\nkind = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n",
+                app.url
+            ),
+        )
+        .await;
+        // Synchronous: 200 with appInfo.
+        s.v2(&new_instance("CS-WP-1", "wp-1"))
+            .await
+            .expect_code("000004");
+        s.wait_state("wp-1", "active").await;
+        let request = &app.received()[0];
+        assert_eq!(request.webhook_id, "prov_wp-1");
+        assert_eq!(request.body["type"], "provision.request");
+        assert_eq!(request.body["instance_id"], "wp-1");
+        assert_eq!(
+            request.body["complete_path"],
+            "/api/v1/instances/wp-1/complete"
+        );
+        let r = s.v2(&query("wp-1")).await;
+        assert_eq!(
+            r.json["info"][0]["appInfo"]["frontEndUrl"],
+            "https://app.example.com/sync"
+        );
+
+        // Asynchronous: 202, then the application completes through the REST API.
+        app.set_mode(Mode::Answer(202, String::new()));
+        s.v2(&new_instance("CS-WP-2", "wp-2"))
+            .await
+            .expect_code("000004");
+        app.wait_until("the second provisioning call", |r| r.received().len() == 2)
+            .await;
+        s.wait_count(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'provision' AND status = 'done'",
+            2,
+        )
+        .await;
+        s.v2(&query("wp-2")).await.expect_code("000004");
+        let http = common::http();
+        let complete = |body: serde_json::Value| {
+            http.post(format!("{}/api/v1/instances/wp-2/complete", s.base))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&body)
+                .send()
+        };
+        // Invalid appInfo: 422 naming the field, nothing changes.
+        let bad = complete(serde_json::json!({"appInfo": {"frontEndUrl": ""}}))
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 422);
+        assert_eq!(
+            bad.headers()["content-type"].to_str().unwrap(),
+            "application/problem+json"
+        );
+        let problem: serde_json::Value = bad.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains("frontEndUrl"),
+            "{problem}"
+        );
+        let good = complete(serde_json::json!({"appInfo": {"frontEndUrl": "https://app.example.com/async", "userName": "u"}}))
+            .await
+            .unwrap();
+        assert_eq!(good.status(), 200);
+        let view: serde_json::Value = good.json().await.unwrap();
+        assert_eq!(view["state"], "active");
+        let r = s.v2(&query("wp-2")).await;
+        r.expect("000000");
+        assert_eq!(
+            r.json["info"][0]["appInfo"]["frontEndUrl"],
+            "https://app.example.com/async"
+        );
+        // Completing twice is a conflict.
+        let again = complete(serde_json::json!({"appInfo": {"frontEndUrl": "https://x"}}))
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 409);
+
+        // Refusal (4xx): the instance fails and KooGallery's resend gets the failure code.
+        app.set_mode(Mode::Answer(409, r#"{"error":"tenant exists"}"#.to_owned()));
+        s.v2(&new_instance("CS-WP-3", "wp-3"))
+            .await
+            .expect_code("000004");
+        s.wait_state("wp-3", "failed").await;
+        let r = s.v2(&new_instance("CS-WP-3", "wp-3b")).await;
+        r.expect_code("000104");
+        assert!(r.msg().contains("409"), "{}", r.msg());
+        assert!(app.invalid().is_empty());
+        s.stop().await;
+    }
+}
+
+/// The application may also fail an accepted provisioning, with a creation code of its choice.
+#[tokio::test]
+async fn an_accepted_provisioning_can_be_failed_through_the_api() {
+    let app = Receiver::start(SECRET, Mode::Answer(202, String::new())).await;
+    let (_db, s) = server(
+        common::Backend::Sqlite,
+        &format!(
+            "[[provisioners]]\nkind = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n",
+            app.url
+        ),
+    )
+    .await;
+    s.v2(&new_instance("CS-WF", "wf-1"))
+        .await
+        .expect_code("000004");
+    s.wait_count(
+        "SELECT COUNT(*) FROM jobs WHERE kind = 'provision' AND status = 'done'",
+        1,
+    )
+    .await;
+    let http = common::http();
+    let fail = |body: serde_json::Value| {
+        http.post(format!("{}/api/v1/instances/wf-1/fail", s.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let bad = fail(serde_json::json!({"code": "000001", "message": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let ok = fail(serde_json::json!({"code": "000106", "message": "sold out"}))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    s.wait_state("wf-1", "failed").await;
+    s.v2(&new_instance("CS-WF", "wf-2"))
+        .await
+        .expect_code("000106");
+    s.stop().await;
+}
+
+/// KooGallery's `newInstance` never waits for the merchant's application: it is answered while
+/// the provisioning call is provably still open.
+#[tokio::test]
+async fn new_instance_answers_while_the_application_is_still_busy() {
+    let app = Receiver::start(
+        SECRET,
+        Mode::Hold(
+            200,
+            r#"{"appInfo":{"frontEndUrl":"https://app.example.com/slow"}}"#.to_owned(),
+        ),
+    )
+    .await;
+    let (_db, s) = server(
+        common::Backend::Sqlite,
+        &format!(
+            "[[provisioners]]\nkind = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\ntimeout_ms = 20000\n",
+            app.url
+        ),
+    )
+    .await;
+    s.v2(&new_instance("CS-SLOW", "slow-1"))
+        .await
+        .expect_code("000004");
+    app.wait_until("the provisioning call to be held", |r| {
+        *r.held.lock().unwrap() == 1
+    })
+    .await;
+    // The application holds the call; KooGallery's calls are answered all the same.
+    let r = s.v2(&new_instance("CS-SLOW-2", "slow-2")).await;
+    r.expect_code("000004");
+    s.v2(&query("slow-1")).await.expect_code("000004");
+    // Nothing was released yet, so the first call is still open (the second may be held too).
+    assert!(
+        *app.held.lock().unwrap() >= 1,
+        "the first call is still open"
+    );
+    app.release();
+    app.release();
+    s.wait_state("slow-1", "active").await;
+    s.wait_state("slow-2", "active").await;
+    s.stop().await;
+}

@@ -236,7 +236,8 @@ pub struct Product {
     /// Quantity of the linear attribute, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linear_value: Option<i64>,
-    /// Price of one period (or of the purchase), as the query-order API writes amounts.
+    /// Price of one period (or of the purchase; for on-demand: of one unit of pushed usage), as
+    /// the query-order API writes amounts.
     #[serde(default = "default_price")]
     pub price: String,
     /// The product an upgrade or a renewal change moves to by default.
@@ -401,7 +402,8 @@ pub fn default_catalog() -> Vec<Product> {
                 period: None,
                 trial_days: None,
                 linear: None,
-                price: "0",
+                // Per unit of pushed usage (the emulator's bills).
+                price: "0.05",
                 upgrade_to: None,
             },
             Spec {

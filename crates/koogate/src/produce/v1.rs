@@ -161,7 +161,25 @@ impl Gateway {
                     product_id: r.product_id.as_deref(),
                     detail: serde_json::json!({"trialToFormal": r.is_trial_to_formal(), "expireTime": r.expire_time}).to_string(),
                 };
-                self.renew(conn, &renewal, now).await?;
+                let applied = self.renew(conn, &renewal, now).await?;
+                // V1 has no unfreeze for period products (instanceStatus is for on-demand ones,
+                // §13.7): a renewal of an expired, frozen instance is what reactivates it.
+                let inst = Gateway::instance(conn, &r.instance_id).await?;
+                let refund = r
+                    .order_amount
+                    .as_deref()
+                    .is_some_and(|a| a.trim_start().starts_with('-'));
+                let runs_on = inst.expire_at.is_some_and(|at| at > now);
+                if applied && inst.state == State::Frozen && !refund && runs_on {
+                    self.change_state(
+                        conn,
+                        &r.instance_id,
+                        Command::Unfreeze,
+                        Some(&r.order_id),
+                        now,
+                    )
+                    .await?;
+                }
                 Ok(Reply::ok())
             }
             SaasV1Request::ExpireInstance(r) => {

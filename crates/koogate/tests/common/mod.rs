@@ -77,6 +77,8 @@ pub struct Options {
     pub config_toml: Option<String>,
     /// `KOOGATE_ADMIN_TOKEN`: enables the REST API.
     pub admin_token: Option<String>,
+    /// Where to listen (default: a free port).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The admin token tests use for the REST API.
@@ -121,7 +123,10 @@ impl TestServer {
         let mut config = Config::load(&config_args(&db.url, data.path(), &opts)).unwrap();
         config.prepare_data_dir().unwrap();
         let store = Db::open(&config.database_url).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = opts
+            .listen
+            .unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(koogate::cli::serve::run_server(

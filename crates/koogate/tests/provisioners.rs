@@ -305,3 +305,35 @@ async fn new_instance_answers_while_the_application_is_still_busy() {
     s.wait_state("slow-2", "active").await;
     s.stop().await;
 }
+
+/// The merchant's application is down: KooGallery is answered at once, the instance waits in
+/// provisioning, and the attempt is retried later (its error is recorded on the job).
+#[tokio::test]
+async fn new_instance_answers_while_the_application_is_down() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/provision", closed.local_addr().unwrap());
+    drop(closed);
+    let (_db, s) = server(
+        common::Backend::Sqlite,
+        &format!("[[provisioners]]\nkind = \"webhook\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n"),
+    )
+    .await;
+    s.v2(&new_instance("CS-DOWN", "down-1"))
+        .await
+        .expect_code("000004");
+    s.wait_count(
+        "SELECT COUNT(*) FROM jobs WHERE kind = 'provision' AND status = 'pending' AND last_error LIKE '%cannot be reached%'",
+        1,
+    )
+    .await;
+    s.v2(&query("down-1")).await.expect_code("000004");
+    s.v2(&new_instance("CS-DOWN", "down-1b"))
+        .await
+        .expect_code("000004");
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM instances WHERE state = 'provisioning'")
+            .await,
+        1
+    );
+    s.stop().await;
+}

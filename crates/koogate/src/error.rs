@@ -30,6 +30,10 @@ pub enum AppError {
     /// calls again.
     #[error("order {0} cannot be read from KooGallery now")]
     OrderUnavailable(String),
+    /// The merchant's provisioner could not be reached or failed for now (`000005`); KooGallery
+    /// calls again.
+    #[error("the provisioner did not answer: {0}")]
+    ProvisionerUnavailable(String),
     /// Two writers raced on the same instance; KooGallery retries (`000005`).
     #[error("instance was changed concurrently")]
     Conflict,
@@ -53,6 +57,7 @@ impl AppError {
             Self::Refused(_)
             | Self::OrderUnread
             | Self::OrderUnavailable(_)
+            | Self::ProvisionerUnavailable(_)
             | Self::Conflict
             | Self::Store(_) => ResultCode::InternalError,
             Self::ProvisionFailed(code, _) => *code,
@@ -78,9 +83,11 @@ impl AppError {
             | Self::NotFound(_)
             | Self::Refused(_)
             | Self::ProvisionFailed(..) => "rejected",
-            Self::OrderUnread | Self::OrderUnavailable(_) | Self::Conflict | Self::Store(_) => {
-                "error"
-            }
+            Self::OrderUnread
+            | Self::OrderUnavailable(_)
+            | Self::ProvisionerUnavailable(_)
+            | Self::Conflict
+            | Self::Store(_) => "error",
         }
     }
 }

@@ -140,6 +140,37 @@ pub fn parse_app_info(body: &[u8]) -> Result<AppInfo, String> {
     Ok(app)
 }
 
+/// Calls the merchant's provisioner of a rule (`webhook` or `exec`) for an instance.
+pub async fn call(
+    rule: &crate::config::ProvisionerRule,
+    client: &reqwest::Client,
+    inst: &crate::store::instances::Instance,
+    now_ms: i64,
+) -> Result<Outcome, ProvisionError> {
+    use secrecy::ExposeSecret as _;
+    let request = request(inst);
+    let timeout = Duration::from_millis(rule.timeout_ms);
+    match &rule.kind {
+        crate::config::ProvisionerKind::Webhook { url, secret } => {
+            call_webhook(
+                client,
+                url,
+                secret.expose_secret(),
+                &request,
+                now_ms,
+                timeout,
+            )
+            .await
+        }
+        crate::config::ProvisionerKind::Exec { command } => {
+            run_command(command, &request, timeout).await
+        }
+        crate::config::ProvisionerKind::Builtin => Err(ProvisionError::Permanent(
+            "the built-in provisioner is not called".to_owned(),
+        )),
+    }
+}
+
 /// Calls a `webhook` provisioner.
 pub async fn call_webhook(
     client: &reqwest::Client,

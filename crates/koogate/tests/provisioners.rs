@@ -337,3 +337,97 @@ async fn new_instance_answers_while_the_application_is_down() {
     );
     s.stop().await;
 }
+
+/// V1 answers `newInstance` with the access information, so the merchant's application is
+/// called while KooGallery waits: its `appInfo` is answered (credentials encrypted), a 202 is
+/// answered `000004` until the application completes, an unreachable application `000005`,
+/// a refusal `000104`; the audit row records what was answered.
+#[tokio::test]
+async fn v1_new_instance_is_provisioned_by_the_application() {
+    use koogallery::crypto::{FieldCipher, KeySize};
+    let cipher = FieldCipher::new(common::BASIC_KEY, KeySize::Aes256);
+    let v1_new = |order: &'static str, biz: &'static str| {
+        vec![
+            ("activity", "newInstance"),
+            ("businessId", biz),
+            ("customerId", "68cbc86abc2018ab880d92f36422fa0e"),
+            ("orderId", order),
+            ("productId", "OFFI-V1-APP"),
+            ("skuCode", "sku-basic"),
+            ("chargingMode", "1"),
+            ("expireTime", "20300727153156"),
+        ]
+    };
+    for backend in BACKENDS {
+        let app = Receiver::start(
+            SECRET,
+            Mode::Answer(
+                200,
+                r#"{"appInfo":{"frontEndUrl":"https://app.example.com/v1","userName":"owner","password":"pw-123456"}}"#
+                    .to_owned(),
+            ),
+        )
+        .await;
+        let (_db, s) = server(
+            backend,
+            &format!(
+                "[[provisioners]]\nproduct_id = \"OFFI-V1-APP\"\nkind = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n",
+                app.url
+            ),
+        )
+        .await;
+        let r = s.v1(&v1_new("CS-V1A-1", "v1a-1")).await;
+        r.expect("000000");
+        assert_eq!(
+            r.json["appInfo"]["frontEndUrl"],
+            "https://app.example.com/v1"
+        );
+        let user = r.json["appInfo"]["userName"].as_str().unwrap();
+        assert_eq!(cipher.decrypt(user).unwrap(), "owner");
+        assert_eq!(app.received()[0].body["product_id"], "OFFI-V1-APP");
+
+        // 202: processing until the application completes through the REST API.
+        app.set_mode(Mode::Answer(202, String::new()));
+        s.v1(&v1_new("CS-V1A-2", "v1a-2"))
+            .await
+            .expect_code("000004");
+        let done = common::http()
+            .post(format!("{}/api/v1/instances/v1a-2/complete", s.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({"appInfo": {"frontEndUrl": "https://app.example.com/later"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 200);
+        let r = s.v1(&v1_new("CS-V1A-2", "v1a-2b")).await;
+        r.expect("000000");
+        assert_eq!(
+            r.json["appInfo"]["frontEndUrl"],
+            "https://app.example.com/later"
+        );
+
+        // Down: 000005 and nothing lost; refused: 000104 and the instance failed.
+        app.set_mode(Mode::Down);
+        s.v1(&v1_new("CS-V1A-3", "v1a-3"))
+            .await
+            .expect_code("000005");
+        s.wait_state("v1a-3", "provisioning").await;
+        app.set_mode(Mode::Answer(409, "exists".to_owned()));
+        s.v1(&v1_new("CS-V1A-3", "v1a-3b"))
+            .await
+            .expect_code("000104");
+        s.wait_state("v1a-3", "failed").await;
+        let codes: Vec<String> = sqlx::query_scalar(
+            "SELECT result_code FROM audit_log WHERE activity = 'newInstance' ORDER BY at, id",
+        )
+        .fetch_all(&s.db.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            codes,
+            ["000000", "000004", "000000", "000005", "000104"],
+            "{backend:?}"
+        );
+        s.stop().await;
+    }
+}

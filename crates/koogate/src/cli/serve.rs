@@ -155,9 +155,13 @@ pub async fn run_server(
             }
         }
     });
-    crate::webhooks::sync_config_endpoints(&gateway, &config.webhooks.endpoints)
-        .await
-        .context("cannot record the webhook endpoints of the config file")?;
+    // Not fatal, like the lease release above: the server starts with the database down and
+    // /readyz says so; the endpoints already in the database keep receiving events.
+    if let Err(e) =
+        crate::webhooks::sync_config_endpoints(&gateway, &config.webhooks.endpoints).await
+    {
+        tracing::error!(error = %e, "cannot record the webhook endpoints of the config file; restart once the database is back");
+    }
     let client = crate::webhooks::http_client()?;
     for i in 0..config.workers.max(1) {
         let deliverer = crate::webhooks::Deliverer {

@@ -8,11 +8,9 @@ use std::time::Duration;
 use koogallery::ResultCode;
 use koogallery::model::openapi::OrderInfo;
 use koogallery::model::saas_v2::AppInfo;
-use secrecy::ExposeSecret as _;
 use sqlx::AnyConnection;
 use tokio::sync::watch;
 
-use crate::config::ProvisionerKind;
 use crate::domain::instance::{self, Command, State};
 use crate::produce::{Gateway, JOB_FETCH_ORDER, JOB_PROVISION, JobPayload};
 use crate::provision::{Outcome, ProvisionError};
@@ -339,11 +337,9 @@ impl Runner {
     /// Runs the provisioner of an instance's product/SKU.
     async fn run_provisioner(&self, job: &Job, inst: &Instance) -> Result<Outcome, JobError> {
         let gw = &self.gateway;
-        let rule = gw
-            .provisioners
-            .iter()
-            .find(|r| r.matches(inst.product_id.as_deref(), inst.sku_code.as_deref()));
-        let Some(rule) = rule.filter(|r| !matches!(r.kind, ProvisionerKind::Builtin)) else {
+        let Some(rule) =
+            gw.external_provisioner(inst.product_id.as_deref(), inst.sku_code.as_deref())
+        else {
             let vars = crate::provision::Vars {
                 instance_id: &inst.instance_id,
                 order_id: &inst.order_id,
@@ -354,25 +350,7 @@ impl Runner {
                 vars,
             )));
         };
-        let request = crate::provision::request(inst);
-        let timeout = Duration::from_millis(rule.timeout_ms);
-        let result = match &rule.kind {
-            ProvisionerKind::Webhook { url, secret } => {
-                crate::provision::call_webhook(
-                    &gw.http,
-                    url,
-                    secret.expose_secret(),
-                    &request,
-                    gw.clock.now_ms(),
-                    timeout,
-                )
-                .await
-            }
-            ProvisionerKind::Exec { command } => {
-                crate::provision::run_command(command, &request, timeout).await
-            }
-            ProvisionerKind::Builtin => unreachable_builtin(),
-        };
+        let result = crate::provision::call(rule, &gw.http, inst, gw.clock.now_ms()).await;
         result.map_err(|e| match e {
             ProvisionError::Transient(m) if job.attempts < rule.max_attempts => {
                 JobError::Transient(m)
@@ -387,13 +365,6 @@ impl Runner {
             },
         })
     }
-}
-
-/// The built-in kind is handled before any external call.
-fn unreachable_builtin() -> Result<Outcome, ProvisionError> {
-    Err(ProvisionError::Permanent(
-        "the built-in provisioner makes no external call".to_owned(),
-    ))
 }
 
 /// Makes a provisioning instance active with its access information (sealed), recording the

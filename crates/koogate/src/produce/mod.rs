@@ -280,6 +280,19 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// The merchant's provisioner (`webhook`, `exec`) of a product/SKU: the first rule that
+    /// matches, unless that one is the built-in provisioner or none matches.
+    pub fn external_provisioner(
+        &self,
+        product_id: Option<&str>,
+        sku_code: Option<&str>,
+    ) -> Option<&crate::config::ProvisionerRule> {
+        self.provisioners
+            .iter()
+            .find(|r| r.matches(product_id, sku_code))
+            .filter(|r| !matches!(r.kind, crate::config::ProvisionerKind::Builtin))
+    }
+
     /// A V2 body over the size limit: `000002`, audited, nothing else done.
     pub async fn reject_oversized(&self, max_body_bytes: usize) -> Answer {
         let started = Instant::now();

@@ -17,8 +17,9 @@ use sqlx::AnyConnection;
 use super::{Answer, Gateway, Renewal, encrypt_credentials, fail_audit, redact};
 use crate::domain::instance::{self, Command, State};
 use crate::error::AppError;
+use crate::provision::{Outcome, ProvisionError};
 use crate::store::audit::Entry;
-use crate::store::instances::{self as store_instances, NewInstance, OrderData};
+use crate::store::instances::{self as store_instances, Instance, NewInstance, OrderData};
 use crate::store::{nonces, orders};
 
 /// This generation's answers.
@@ -64,10 +65,17 @@ impl Gateway {
         let token = param(&params, "authToken").unwrap_or_default();
         let expires_at = now
             .saturating_add(i64::try_from(self.v1_window_ms.saturating_mul(2)).unwrap_or(i64::MAX));
-        match self
+        let applied = match self
             .v1_apply(token, expires_at, &params, now, started, &mut audit)
             .await
         {
+            Ok(reply) => {
+                self.provision_by_application(reply, &mut audit, started)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match applied {
             Ok(reply) => Gateway::answer(key, &reply),
             Err(e) => {
                 fail_audit(&mut audit, &e, started);
@@ -104,6 +112,77 @@ impl Gateway {
         };
         self.commit(tx, audit, reply.code(), started).await?;
         Ok(reply)
+    }
+
+    /// V1 answers `newInstance` with the access information (§13.2): an instance whose product
+    /// is provisioned by the merchant's application (`webhook`, `exec`) was created, still
+    /// provisioning, by [`Gateway::v1_apply`]; the application is called now, holding no
+    /// database connection, and the call's audit row is updated with the final answer.
+    /// A `202` leaves it provisioning (`000004`: KooGallery calls again, and the instance is
+    /// complete once the application used the REST API); an unreachable application `000005`;
+    /// a refusal fails the instance with `000104`.
+    async fn provision_by_application(
+        &self,
+        reply: Reply,
+        audit: &mut Entry,
+        started: Instant,
+    ) -> Result<Reply, AppError> {
+        let Reply::New(answer) = &reply else {
+            return Ok(reply);
+        };
+        if answer.result_code != ResultCode::Processing.code() {
+            return Ok(reply);
+        }
+        let instance_id = answer.instance_id.clone();
+        let inst = {
+            let mut conn = self.db.pool.acquire().await?;
+            Gateway::instance(&mut conn, &instance_id).await?
+        };
+        let Some(rule) =
+            self.external_provisioner(inst.product_id.as_deref(), inst.sku_code.as_deref())
+        else {
+            return Ok(reply);
+        };
+        let outcome = crate::provision::call(rule, &self.http, &inst, self.now()).await;
+        let now = self.now();
+        let mut tx = self.db.pool.begin().await?;
+        let result = match outcome {
+            Ok(Outcome::Ready(app)) => {
+                crate::jobs::complete_provisioning(self, &mut tx, &instance_id, &app, now).await?;
+                let inst = Gateway::instance(&mut tx, &instance_id).await?;
+                self.v1_new_reply(&inst)
+            }
+            Ok(Outcome::Accepted) => Ok(reply),
+            Err(ProvisionError::Transient(m)) => Err(AppError::ProvisionerUnavailable(m)),
+            Err(ProvisionError::Permanent(m)) => {
+                let code = ResultCode::ServiceError;
+                crate::jobs::fail_provisioning(&mut tx, &instance_id, code, &m, now).await?;
+                Err(AppError::ProvisionFailed(code, m))
+            }
+        };
+        match &result {
+            Ok(r) => {
+                audit.result_code = r.code().code().to_owned();
+                audit.result_msg = Some(r.code().message().to_owned());
+            }
+            Err(e) => fail_audit(audit, e, started),
+        }
+        audit.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        crate::store::audit::set_outcome(&mut tx, audit).await?;
+        tx.commit().await?;
+        self.jobs_ready.notify_waiters();
+        result
+    }
+
+    /// The `newInstance` answer for an instance: its state's code and, once ready, its access
+    /// information with `userName`/`password` encrypted.
+    fn v1_new_reply(&self, inst: &Instance) -> Result<Reply, AppError> {
+        let code = Gateway::creation_status(inst)?;
+        let info = self.instance_info(inst, Some(&self.v1_cipher))?;
+        let mut answer =
+            saas_v1::NewInstanceResponse::new(code, inst.instance_id.clone(), info.app_info);
+        answer.encrypt_type = Some(self.v1_cipher.key_size().encrypt_type().to_owned());
+        Ok(Reply::New(answer))
     }
 
     fn v1_test(&self, request: &SaasV1Request) -> Reply {
@@ -368,39 +447,26 @@ impl Gateway {
                 now,
             )
             .await?;
-            let vars = crate::provision::Vars {
-                instance_id: &inst.instance_id,
-                order_id: &r.order_id,
-                customer_id: &r.customer_id,
-            };
-            let app = crate::provision::provision(&self.templates, vars);
-            let sealed = self
-                .sealer
-                .seal(&serde_json::to_string(&app).unwrap_or_default());
-            store_instances::set_app_info(conn, &inst.instance_id, &sealed, now).await?;
-            let t = instance::apply(State::Provisioning, Command::Provisioned)?;
-            if !store_instances::set_state(conn, &inst.instance_id, t.from, t.to, now).await? {
-                return Err(AppError::Conflict);
+            // The built-in provisioner runs here, in the transaction; the merchant's
+            // application is called after it ([`Gateway::provision_by_application`]).
+            if self
+                .external_provisioner(Some(&r.product_id), r.sku_code.as_deref())
+                .is_none()
+            {
+                let vars = crate::provision::Vars {
+                    instance_id: &inst.instance_id,
+                    order_id: &r.order_id,
+                    customer_id: &r.customer_id,
+                };
+                let app = crate::provision::provision(&self.templates, vars);
+                if !crate::jobs::complete_provisioning(self, conn, &inst.instance_id, &app, now)
+                    .await?
+                {
+                    return Err(AppError::Conflict);
+                }
+                inst = Gateway::instance(conn, &inst.instance_id).await?;
             }
-            store_instances::record_event(
-                conn,
-                &inst.instance_id,
-                Command::Provisioned.event_kind(),
-                Some(t.from),
-                t.to,
-                None,
-                None,
-                now,
-            )
-            .await?;
-            inst.state = t.to;
-            inst.app_info = Some(sealed);
         }
-        let code = Gateway::creation_status(&inst)?;
-        let info = self.instance_info(&inst, Some(&self.v1_cipher))?;
-        let mut answer =
-            saas_v1::NewInstanceResponse::new(code, inst.instance_id.clone(), info.app_info);
-        answer.encrypt_type = Some(self.v1_cipher.key_size().encrypt_type().to_owned());
-        Ok(Reply::New(answer))
+        self.v1_new_reply(&inst)
     }
 }

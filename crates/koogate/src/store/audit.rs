@@ -66,6 +66,22 @@ pub async fn insert(conn: &mut AnyConnection, e: &Entry) -> Result<()> {
     Ok(())
 }
 
+/// Rewrites the outcome of an audited call (a V1 `newInstance` provisioned by the merchant's
+/// application is answered after its row was first written).
+pub async fn set_outcome(conn: &mut AnyConnection, e: &Entry) -> Result<()> {
+    sqlx::query(
+        "UPDATE audit_log SET verdict = $1, result_code = $2, result_msg = $3, latency_us = $4 WHERE id = $5",
+    )
+    .bind(&e.verdict)
+    .bind(&e.result_code)
+    .bind(&e.result_msg)
+    .bind(e.latency_us)
+    .bind(&e.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Which audit rows to list.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

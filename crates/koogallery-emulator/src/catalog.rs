@@ -22,8 +22,8 @@ pub enum Family {
     /// License code 2.0: V2 `POST` with the license-code key (license.md §5); KooGallery
     /// generates the code, the merchant activates it with the open API.
     LicenseCode2,
-    /// Joint operation: the SaaS V2 activities (the kit sync interfaces of jointop.md are not
-    /// emulated yet).
+    /// Joint operation: the SaaS V2 activities plus the kit sync interfaces of jointop.md
+    /// (`tenantSync` …, `x-sign` headers, the kit key).
     JointOperation,
 }
 
@@ -264,6 +264,11 @@ pub struct Product {
     /// SaaS V1, as `saasExtendParams` (saas.md §13.9).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extend_params: Vec<ProductParam>,
+    /// Joint operation: the merchant's RSA public key (PEM, SPKI or PKCS#1) uploaded with the
+    /// application credential; `applicationSync` encrypts `clientSecret` with it (jointop.md
+    /// §5). Falls back to the emulator's (`--kit-public-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kit_public_key: Option<String>,
 }
 
 /// One extension parameter of a product (`{name, value}`).
@@ -297,6 +302,9 @@ impl Product {
                 "at most {} extendParams",
                 koogallery::model::saas_v1::MAX_EXTEND_PARAMS
             ));
+        }
+        if let Some(pem) = &self.kit_public_key {
+            crate::kit::parse_public_key(pem).map_err(|e| format!("kitPublicKey: {e}"))?;
         }
         match (self.charging_mode.expires(), self.period) {
             (true, None) => Err(format!(
@@ -479,6 +487,7 @@ fn product(prefix: &str, family: Family, s: &Spec) -> Product {
         send_mobile_phone: false,
         send_email: false,
         extend_params: Vec::new(),
+        kit_public_key: None,
     }
 }
 

@@ -16,6 +16,7 @@
 //! | GET | `/control/instances/{resourceId}` | | `Instance` |
 //! | POST | `/control/instances/{resourceId}/license` | `{"deviceFingerprint"?}` | `{job, calls}` (online License `getLicenseAsync`) |
 //! | POST | `/control/instances/{resourceId}/status` | `{"status":"FREEZE"\|"UNFREEZE"}` | `{job, calls}` (rule violation) |
+//! | POST | `/control/instances/{resourceId}/sync` | `SyncRequest` (`{"kind":"auth"\|"org"\|"all-org", …}`) | `{job, calls}` (joint-operation kit) |
 //! | GET | `/control/calls` | `?orderId=&resourceId=&activity=` | `[CallRecord]` |
 //! | GET | `/control/jobs` | | `[Job]` |
 //! | GET | `/control/messages` | | `[Message]` |
@@ -56,6 +57,7 @@ pub fn router(marketplace: Arc<Marketplace>) -> Router {
         .route("/control/instances/{id}", get(instance))
         .route("/control/instances/{id}/license", post(request_license))
         .route("/control/instances/{id}/status", post(set_status))
+        .route("/control/instances/{id}/sync", post(sync_directory))
         .route("/control/calls", get(calls))
         .route("/control/jobs", get(jobs))
         .route("/control/messages", get(messages))
@@ -207,6 +209,23 @@ async fn set_status(
         }
     };
     let job = m.set_status(&id, freeze).await?;
+    m.run_due().await?;
+    let job = m.jobs().into_iter().find(|j| j.id == job.id).unwrap_or(job);
+    let calls = m
+        .calls()
+        .into_iter()
+        .filter(|c| c.job_id == job.id)
+        .collect();
+    Ok(Json(Restarted { job, calls }))
+}
+
+async fn sync_directory(
+    State(m): M,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Restarted> {
+    let request: crate::kit::SyncRequest = parse(&body)?;
+    let job = m.sync_directory(&id, &request).await?;
     m.run_due().await?;
     let job = m.jobs().into_iter().find(|j| j.id == job.id).unwrap_or(job);
     let calls = m

@@ -11,7 +11,7 @@ use std::time::Duration;
 use koogallery::model::license::GetLicenseResponse;
 use koogallery::model::saas_v2::{AppInfo, QueryInstanceResponse};
 use koogallery::model::{ResultEnvelope, decode_json, saas_v1, saas_v2};
-use koogallery::sign::{body_sign, v1, v2};
+use koogallery::sign::{body_sign, kit, v1, v2};
 use koogallery::{AuthError, Error as ProtocolError, ResultCode};
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +71,9 @@ pub enum Transport {
     V2Post,
     /// `GET url?params&timeStamp&authToken` (V1 families).
     V1Get,
+    /// `POST url/produceAPI/v2/<name>` with the `x-sign`/`x-timestamp`/`x-nonce` headers (the
+    /// joint-operation kit, jointop.md §1–§2).
+    KitPost,
 }
 
 /// A signed request, ready to send.
@@ -78,8 +81,10 @@ pub enum Transport {
 pub struct Prepared {
     pub method: &'static str,
     pub url: String,
-    /// The body (V2) or nothing (V1).
+    /// The body (V2, kit) or nothing (V1).
     pub body: Option<Vec<u8>>,
+    /// Extra headers (the kit signature).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// Why a request could not be built.
@@ -136,6 +141,7 @@ pub fn prepare_v2(
         method: "POST",
         url: with_query(url, &query),
         body: Some(canonical.into_bytes()),
+        headers: Vec::new(),
     })
 }
 
@@ -185,6 +191,37 @@ pub fn prepare_v1(
         method: "GET",
         url: with_query(url, &koogallery::query::encode_query(&params)),
         body: None,
+        headers: Vec::new(),
+    })
+}
+
+/// The kit request for `body` (jointop.md §2, security.md §10): `POST` to `url` (the production
+/// URL with the kit path appended), the body as the `koogallery` model serialises it (the
+/// documentation's key order, numbers as numbers), signed over those raw bytes with the kit key
+/// at wall-clock `timestamp_ms` in the `x-sign` (upper-case hex, as KooGallery sends it),
+/// `x-timestamp` and `x-nonce` headers.
+pub fn prepare_kit(
+    url: &str,
+    key: &str,
+    body: &serde_json::Value,
+    timestamp_ms: i64,
+    nonce: &str,
+) -> Result<Prepared, BuildError> {
+    if !body.is_object() {
+        return Err(BuildError::NotAnObject);
+    }
+    let raw = serde_json::to_vec(body).map_err(|e| BuildError::Canonical(e.to_string()))?;
+    let timestamp = timestamp_ms.to_string();
+    let signature = kit::sign(key, nonce, &timestamp, &raw).to_uppercase();
+    Ok(Prepared {
+        method: "POST",
+        url: url.to_owned(),
+        body: Some(raw),
+        headers: vec![
+            (kit::HEADER_SIGN, signature),
+            (kit::HEADER_TIMESTAMP, timestamp),
+            (kit::HEADER_NONCE, nonce.to_owned()),
+        ],
     })
 }
 
@@ -231,13 +268,21 @@ pub async fn send(
     client: &reqwest::Client,
     request: &Prepared,
 ) -> Result<RawResponse, TransportError> {
-    let builder = match &request.body {
-        Some(body) => client
+    let mut builder = match &request.body {
+        Some(body) if request.headers.is_empty() => client
             .post(&request.url)
             .header("Content-Type", "application/json;charset=utf8")
             .body(body.clone()),
+        // The kit (security.md §10): plain `application/json`.
+        Some(body) => client
+            .post(&request.url)
+            .header("Content-Type", "application/json")
+            .body(body.clone()),
         None => client.get(&request.url),
     };
+    for (name, value) in &request.headers {
+        builder = builder.header(*name, value);
+    }
     let map_err = |e: reqwest::Error| {
         if e.is_timeout() {
             TransportError::Timeout
@@ -305,6 +350,9 @@ pub enum Expect {
     Plain,
     /// `getLicenseAsync`: `000000`, or `000004` (delivered later by upload), license.md §4.1.
     Async,
+    /// A kit sync call: `000000` (jointop.md §3); the detail of a refusal names the code's
+    /// documented meaning.
+    Kit,
 }
 
 /// What KooGallery made of a `Body-Sign` header.
@@ -439,7 +487,7 @@ fn verdict(
         result_code: Some(code.clone()),
     };
     match (expect, transport) {
-        (Expect::Create, Transport::V2Post) => {
+        (Expect::Create, Transport::V2Post | Transport::KitPost) => {
             if !(ok || processing) {
                 return refused(format!("newInstance answered resultCode {code}"));
             }
@@ -553,9 +601,14 @@ fn verdict(
                 Err(e) => decode_failure(&e),
             }
         }
-        (Expect::Plain, _) => {
+        (Expect::Plain | Expect::Kit, _) => {
             if !ok {
-                return refused(format!("answered resultCode {code}"));
+                return refused(match expect {
+                    Expect::Kit => {
+                        format!("answered resultCode {code} ({})", kit_code_meaning(&code))
+                    }
+                    _ => format!("answered resultCode {code}"),
+                });
             }
             match decode_json::<ResultEnvelope>(&response.body) {
                 Ok(_) => Verdict::Success(Answer {
@@ -565,6 +618,19 @@ fn verdict(
                 Err(e) => decode_failure(&e),
             }
         }
+    }
+}
+
+/// The meaning of a kit result code (jointop.md §3).
+pub fn kit_code_meaning(code: &str) -> &'static str {
+    match code {
+        "000000" => "success",
+        "000001" => "authentication / signature failure",
+        "000002" => "invalid request parameter",
+        "000003" => "instance does not exist",
+        "000004" => "request is being processed",
+        "000005" => "other internal error",
+        _ => "not a kit result code",
     }
 }
 

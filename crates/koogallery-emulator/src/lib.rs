@@ -8,6 +8,8 @@
 //!   signed calls KooGallery makes to the merchant's production interface ([`dispatch`]) with
 //!   its retry schedules ([`schedule`]), on an emulated clock ([`clock`]), in memory or
 //!   persisted ([`state`]).
+//! * [`kit`]: the joint-operation kit sync calls (jointop.md): the buyer's directory and the
+//!   bodies of `tenantSync`, `applicationSync`, `allOrgSync`, `authSync`, `singleOrgSync`.
 //! * [`control`]: the HTTP/JSON control API that drives it; [`server`] puts everything on one
 //!   listener.
 //!
@@ -18,6 +20,7 @@ pub mod catalog;
 pub mod clock;
 pub mod control;
 pub mod dispatch;
+pub mod kit;
 pub mod license;
 pub mod marketplace;
 pub mod openapi;

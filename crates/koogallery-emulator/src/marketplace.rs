@@ -29,6 +29,11 @@ use crate::state::{
 pub const GRACE_MS: i64 = 15 * DAY_MS;
 /// Most call records kept; older ones are dropped.
 pub const MAX_CALL_RECORDS: usize = 5_000;
+/// The message of an `applicationSync` that could not be sent because no RSA public key of the
+/// merchant is configured (the emulator's own wording: KooGallery requires the key before it
+/// issues a credential).
+pub const NO_PUBLIC_KEY: &str =
+    "not sent: no RSA public key of the merchant to encrypt clientSecret with (kitPublicKey)";
 /// Most steps one [`Marketplace::run_due`] performs (a guard against a runaway loop).
 pub const MAX_STEPS_PER_RUN: usize = 100_000;
 
@@ -48,6 +53,10 @@ pub struct Settings {
     /// when the product asks for it.
     pub mobile_phone: String,
     pub email: String,
+    /// The merchant's RSA public key (PEM) of products that name none: joint-operation
+    /// `applicationSync` encrypts `clientSecret` with it (jointop.md §5). Without one the call
+    /// fails (not sent) and waits in the messages for a restart.
+    pub kit_public_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -60,6 +69,7 @@ impl Default for Settings {
             customer_name: "emulator_buyer_01".to_owned(),
             mobile_phone: "18600000000".to_owned(),
             email: "buyer@example.com".to_owned(),
+            kit_public_key: None,
         }
     }
 }
@@ -202,7 +212,8 @@ impl Step {
 struct Attempt {
     job_id: u64,
     at: i64,
-    prepared: Result<dispatch::Prepared, String>,
+    /// The request, or why it was not sent: (console message, detail).
+    prepared: Result<dispatch::Prepared, (String, String)>,
     key: String,
     expect: Expect,
     transport: Transport,
@@ -419,12 +430,14 @@ impl Marketplace {
         self.lock().orders.get(order_id).cloned()
     }
 
+    /// Every instance; the kit client secret redacted.
     pub fn instances(&self) -> Vec<Instance> {
-        self.lock().instances.values().cloned().collect()
+        self.lock().instances.values().map(listed).collect()
     }
 
+    /// An instance; the kit client secret redacted.
     pub fn instance(&self, resource_id: &str) -> Option<Instance> {
-        self.lock().instances.get(resource_id).cloned()
+        self.lock().instances.get(resource_id).map(listed)
     }
 
     /// Every scheduled call, oldest first.
@@ -663,6 +676,71 @@ impl Marketplace {
         job.ok_or_else(|| EmuError::NotFound("the call vanished".to_owned()))
     }
 
+    /// A change in the buyer's directory of a joint-operation instance (jointop.md §6): the
+    /// administrator authorises, changes or removes a user (`authSync`), a department changes
+    /// (`singleOrgSync`), or the whole tree is pushed again (`allOrgSync`). Applies it to the
+    /// instance's directory and schedules the call, due now.
+    pub async fn sync_directory(
+        &self,
+        resource_id: &str,
+        request: &crate::kit::SyncRequest,
+    ) -> Result<Job, EmuError> {
+        let job = {
+            let now = self.clock.now_ms();
+            let mut st = self.lock();
+            let instance = st
+                .instances
+                .get(resource_id)
+                .cloned()
+                .ok_or_else(|| EmuError::NotFound(format!("no resource {resource_id}")))?;
+            if instance.family != Family::JointOperation {
+                return Err(EmuError::BadRequest(format!(
+                    "{resource_id} is a {} instance: the kit sync is for joint operation",
+                    instance.family.as_str()
+                )));
+            }
+            let (Some(instance_id), Some(mut dir)) =
+                (instance.instance_id.clone(), instance.kit.clone())
+            else {
+                return Err(EmuError::Conflict(format!(
+                    "resource {resource_id} is not bound to an organisation yet (not delivered)"
+                )));
+            };
+            if !matches!(
+                instance.status,
+                InstanceStatus::Active | InstanceStatus::Frozen
+            ) {
+                return Err(EmuError::Conflict(format!(
+                    "resource {resource_id} is not active"
+                )));
+            }
+            let origin = crate::kit::Origin {
+                instance_id: &instance_id,
+                order_id: &instance.order_id,
+                at_ms: now,
+            };
+            let (activity, body) =
+                crate::kit::apply(&mut dir, origin, request).map_err(EmuError::BadRequest)?;
+            if let Some(i) = st.instances.get_mut(resource_id) {
+                i.kit = Some(dir);
+            }
+            let id = add_job(
+                &mut st,
+                now,
+                Family::JointOperation,
+                activity,
+                resource_id,
+                None,
+                body,
+                None,
+            );
+            st.jobs.get(&id).cloned()
+        };
+        self.persist().await?;
+        self.wake();
+        job.ok_or_else(|| EmuError::NotFound("the call vanished".to_owned()))
+    }
+
     /// Moves the clock forward by `ms` and performs everything that became due.
     pub async fn advance(&self, ms: i64) -> Result<usize, EmuError> {
         self.clock.advance(ms);
@@ -744,8 +822,10 @@ impl Marketplace {
             || self.settings.keys.clone(),
             |p| p.keys.or(&self.settings.keys),
         );
+        let kit_call = job.transport == Transport::KitPost;
         let key = match (job.family, job.activity.as_str()) {
             (_, "orderNotify") => keys.generic,
+            _ if kit_call => keys.kit,
             (Family::LicenseCode2, _) => keys.license,
             _ => keys.basic,
         };
@@ -753,6 +833,7 @@ impl Marketplace {
             "newInstance" => Expect::Create,
             "getLicense" => Expect::License,
             "getLicenseAsync" => Expect::Async,
+            _ if kit_call => Expect::Kit,
             "queryInstance" => Expect::Query {
                 instance_id: instance
                     .and_then(|i| i.instance_id.clone())
@@ -765,17 +846,67 @@ impl Marketplace {
         if let Some(b) = body.get_mut("businessId") {
             *b = serde_json::Value::String(uuid::Uuid::new_v4().to_string());
         }
+        let mut not_sent: Option<(String, String)> = None;
+        if kit_call {
+            // Kit bodies carry the request time (UTC+8), renewed on every attempt.
+            if let Some(t) = body.get_mut("timeStamp") {
+                *t = serde_json::Value::String(crate::kit::timestamp(at));
+            }
+            if let Some(secret) = body.get_mut("clientSecret") {
+                let pem = product
+                    .and_then(|p| p.kit_public_key.clone())
+                    .or_else(|| self.settings.kit_public_key.clone());
+                let plain = instance
+                    .and_then(|i| i.kit.as_ref())
+                    .map(|d| d.client_secret.clone())
+                    .unwrap_or_default();
+                match pem.map(|pem| crate::kit::encrypt_secret(&pem, &plain)) {
+                    Some(Ok(ct)) => *secret = serde_json::Value::String(ct),
+                    Some(Err(e)) => {
+                        not_sent = Some((
+                            NO_PUBLIC_KEY.to_owned(),
+                            format!("applicationSync not sent: the merchant's public key: {e}"),
+                        ));
+                    }
+                    None => {
+                        not_sent = Some((
+                            NO_PUBLIC_KEY.to_owned(),
+                            "applicationSync not sent: no RSA public key of the merchant to \
+                             encrypt clientSecret with (product kitPublicKey, or \
+                             --kit-public-key)"
+                                .to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
         let wall = (self.wall)();
-        let prepared = match (url, &key) {
-            (None, _) => Err("no production URL bound to the product (--merchant-url)".to_owned()),
-            (_, None) => Err("no access key bound to the product (--basic-key)".to_owned()),
-            (Some(url), Some(key)) => match job.transport {
+        let unreachable = |why: &str| (dispatch::console::UNREACHABLE.to_owned(), why.to_owned());
+        let missing_key = if kit_call {
+            "no kit key bound to the product (--kit-key)"
+        } else {
+            "no access key bound to the product (--basic-key)"
+        };
+        let prepared = match (url, &key, not_sent) {
+            (None, _, _) => Err(unreachable(
+                "no production URL bound to the product (--merchant-url)",
+            )),
+            (_, None, _) => Err(unreachable(missing_key)),
+            (_, _, Some(why)) => Err(why),
+            (Some(url), Some(key), None) => match job.transport {
                 Transport::V2Post => {
                     dispatch::prepare_v2(&url, key, &body, wall, &dispatch::new_nonce())
                 }
                 Transport::V1Get => dispatch::prepare_v1(&url, key, &body, wall),
+                Transport::KitPost => dispatch::prepare_kit(
+                    &crate::kit::url(&url, &job.activity),
+                    key,
+                    &body,
+                    wall,
+                    &dispatch::new_nonce(),
+                ),
             }
-            .map_err(|e| e.to_string()),
+            .map_err(|e| unreachable(&e.to_string())),
         };
         Some(Attempt {
             job_id,
@@ -828,9 +959,9 @@ impl Marketplace {
             detail: None,
         };
         let verdict = match (&attempt.prepared, outcome) {
-            (Err(why), _) => Verdict::Failed {
-                message: dispatch::console::UNREACHABLE.to_owned(),
-                detail: why.clone(),
+            (Err((message, detail)), _) => Verdict::Failed {
+                message: message.clone(),
+                detail: detail.clone(),
                 result_code: None,
             },
             (Ok(_), None) => Verdict::Failed {
@@ -896,6 +1027,14 @@ impl Marketplace {
     }
 }
 
+/// An instance as listed: the kit client secret redacted.
+fn listed(instance: &Instance) -> Instance {
+    Instance {
+        kit: instance.kit.as_ref().map(crate::kit::Directory::redacted),
+        ..instance.clone()
+    }
+}
+
 /// Why a job cannot be restarted, if it cannot.
 fn restart_refusal(st: &State, job: &Job) -> Option<String> {
     match job.state {
@@ -956,6 +1095,7 @@ fn lifecycle(st: &mut State, settings: &Settings, at: i64, resource_id: &str) {
             instance.release_at_ms = Some(at);
             let (activity, body) = release_body(family, &instance_id, &purchase, None);
             add_job(st, at, family, activity, resource_id, None, body, None);
+            kit_release(st, at, resource_id, None);
         }
         _ => {}
     }
@@ -973,7 +1113,9 @@ fn add_job(
     then: Option<FollowUp>,
 ) -> u64 {
     let id = st.next_number();
-    let transport = if family.is_v1() {
+    let transport = if crate::kit::is_kit(activity) {
+        Transport::KitPost
+    } else if family.is_v1() {
         Transport::V1Get
     } else {
         Transport::V2Post
@@ -1078,6 +1220,7 @@ fn on_exhausted(st: &mut State, job: &Job, message: &str) {
 
 fn on_success(st: &mut State, job: &Job, at: i64, answer: dispatch::Answer) {
     let mut follow = job.then.as_deref().cloned();
+    let mut kit_chain: Option<FollowUp> = None;
     let order = job
         .order_id
         .as_ref()
@@ -1128,6 +1271,17 @@ fn on_success(st: &mut State, job: &Job, at: i64, answer: dispatch::Answer) {
                 if instance.status == InstanceStatus::Creating {
                     instance.status = InstanceStatus::Active;
                 }
+                // Joint operation: the buyer binds the delivered product to its organisation
+                // (jointop.md §6): tenant, application, full organisation, then users.
+                if job.family == Family::JointOperation
+                    && instance.kit.is_none()
+                    && let Some(id) = instance.instance_id.clone()
+                {
+                    let dir =
+                        crate::kit::Directory::new(&instance.customer_id, &instance.customer_name);
+                    kit_chain = Some(kit_binding(&dir, &id, &instance.order_id, at));
+                    instance.kit = Some(dir);
+                }
             }
             "upgradeInstance" | "upgrade" => {
                 if let Some(o) = &order {
@@ -1176,6 +1330,91 @@ fn on_success(st: &mut State, job: &Job, at: i64, answer: dispatch::Answer) {
             }
         }
     }
+    if let Some(chain) = kit_chain {
+        let then = chain.then.map(|b| *b);
+        add_job(
+            st,
+            at,
+            job.family,
+            &chain.activity,
+            &job.resource_id,
+            job.order_id.as_deref(),
+            chain.body,
+            then,
+        );
+    }
+}
+
+/// The kit calls of a buyer binding a product to its organisation (jointop.md §6), as one chain
+/// in the suggested processing order: `tenantSync` (add) → `applicationSync` (add) →
+/// `allOrgSync` → `authSync` (add, the authorised users). Each is sent once the previous one
+/// succeeded.
+fn kit_binding(
+    dir: &crate::kit::Directory,
+    instance_id: &str,
+    order_id: &str,
+    at: i64,
+) -> FollowUp {
+    use koogallery::model::kit::SyncFlag;
+    let origin = crate::kit::Origin {
+        instance_id,
+        order_id,
+        at_ms: at,
+    };
+    let users = FollowUp {
+        activity: "authSync".to_owned(),
+        body: crate::kit::auth_sync(dir, origin, dir.users.clone(), SyncFlag::Add),
+        then: None,
+    };
+    let orgs = FollowUp {
+        activity: "allOrgSync".to_owned(),
+        body: crate::kit::all_org_sync(dir, origin),
+        then: Some(Box::new(users)),
+    };
+    let application = FollowUp {
+        activity: "applicationSync".to_owned(),
+        body: crate::kit::application_sync(dir, origin, SyncFlag::Add),
+        then: Some(Box::new(orgs)),
+    };
+    FollowUp {
+        activity: "tenantSync".to_owned(),
+        body: crate::kit::tenant_sync(dir, origin, SyncFlag::Add),
+        then: Some(Box::new(application)),
+    }
+}
+
+/// Joint operation: the `tenantSync` with `flag` `0` that goes with a release (jointop.md §6:
+/// the buyer dissolves the organisation), scheduled after the release call.
+fn kit_release(st: &mut State, at: i64, resource_id: &str, order_id: Option<&str>) {
+    let Some(instance) = st.instances.get(resource_id) else {
+        return;
+    };
+    let (Family::JointOperation, Some(dir), Some(instance_id)) = (
+        instance.family,
+        instance.kit.clone(),
+        instance.instance_id.clone(),
+    ) else {
+        return;
+    };
+    let body = crate::kit::tenant_sync(
+        &dir,
+        crate::kit::Origin {
+            instance_id: &instance_id,
+            order_id: order_id.unwrap_or(&instance.order_id),
+            at_ms: at,
+        },
+        koogallery::model::kit::SyncFlag::Delete,
+    );
+    add_job(
+        st,
+        at,
+        Family::JointOperation,
+        "tenantSync",
+        resource_id,
+        order_id,
+        body,
+        None,
+    );
 }
 
 fn redacted_app_info(app: &saas_v2::AppInfo) -> serde_json::Value {
@@ -1511,6 +1750,7 @@ fn place_calls(
             customer_name,
             license: None,
             app_info: None,
+            kit: None,
         };
         let (activity, body) = match product.family {
             Family::LicenseCode2 => {
@@ -1938,6 +2178,9 @@ fn place_calls(
         body,
         then,
     );
+    if kind == OrderKind::Unsubscribe {
+        kit_release(st, now, resource_id, Some(&order_id));
+    }
     Ok(order)
 }
 

@@ -1,4 +1,5 @@
-//! KooGallery's retry schedules, as data (saas.md §8 and §13.11, license.md §3.5, §4.4, §5.2).
+//! KooGallery's retry schedules, as data (saas.md §8 and §13.11, license.md §3.5, §4.4, §5.2,
+//! jointop.md §7).
 //!
 //! A schedule is "attempt now, then every `interval` until `attempts` calls were made"; when the
 //! last one fails, either the order fails and is refunded, or the call waits in the
@@ -83,6 +84,13 @@ pub fn for_call(family: Family, activity: &str) -> Schedule {
             "newInstance" | "upgradeInstance" | "upgrade",
         ) => Schedule::hourly(3, FailOrder),
         (_, "queryInstance") => QUERY_POLL,
+        // jointop.md §7: no automatic retry schedule is published for the kit. A failed
+        // tenantSync/applicationSync is retried when the buyer decides so in the console, a
+        // failed authSync when the enterprise administrator does: one attempt, then the call
+        // waits for a manual restart (that decision).
+        (_, "tenantSync" | "applicationSync" | "authSync" | "singleOrgSync" | "allOrgSync") => {
+            Schedule::ONCE
+        }
         // saas.md §8: not published; as the other V2 notifications, 1 hour.
         (_, "orderNotify") => Schedule::hourly(1, ManualRestart),
         (_, "changeInstanceCheck") => Schedule::ONCE_OR_FAIL,
@@ -162,7 +170,17 @@ pub fn table() -> Vec<(Family, &'static str, Schedule)> {
                 "releaseLicenseCode",
             ],
         ),
-        (Family::JointOperation, &["newInstance"]),
+        (
+            Family::JointOperation,
+            &[
+                "newInstance",
+                "tenantSync",
+                "applicationSync",
+                "allOrgSync",
+                "authSync",
+                "singleOrgSync",
+            ],
+        ),
     ];
     rows.iter()
         .flat_map(|(f, acts)| acts.iter().map(move |a| (*f, *a, for_call(*f, a))))
@@ -187,5 +205,7 @@ mod tests {
             Exhausted::ManualRestart
         );
         assert!(table().len() > 20);
+        let kit = for_call(Family::JointOperation, "applicationSync");
+        assert_eq!((kit.attempts, kit.exhausted), (1, Exhausted::ManualRestart));
     }
 }

@@ -47,6 +47,9 @@ pub struct Config {
     pub state: Option<PathBuf>,
     /// Production URL of the catalog's products.
     pub merchant_url: Option<String>,
+    /// The merchant's RSA public key (PEM) for joint-operation `applicationSync`'s
+    /// `clientSecret`, for products that name none.
+    pub kit_public_key: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -60,6 +63,10 @@ impl fmt::Debug for Config {
             .field("time_scale", &self.time_scale)
             .field("state", &self.state)
             .field("merchant_url", &self.merchant_url)
+            .field(
+                "kit_public_key",
+                &self.kit_public_key.as_ref().map(|_| "<set>"),
+            )
             .finish()
     }
 }
@@ -102,9 +109,14 @@ impl Emulator {
         }
         let openapi = Arc::new(openapi);
         let clock = Arc::new(EmuClock::scaled(wall_clock_ms(), config.time_scale));
+        if let Some(pem) = &config.kit_public_key {
+            crate::kit::parse_public_key(pem)
+                .map_err(|e| StartError::Config(format!("--kit-public-key: {e}")))?;
+        }
         let settings = Settings {
             merchant_url: config.merchant_url.clone(),
             keys: config.keys.clone(),
+            kit_public_key: config.kit_public_key.clone(),
             ..Settings::default()
         };
         let mut marketplace = Marketplace::new(settings, clock, openapi.clone());

@@ -186,6 +186,11 @@ pub struct Instance {
     /// The access information the merchant returned, password redacted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_info: Option<serde_json::Value>,
+    /// Joint operation: the buyer's directory synced with the kit (tenant, application
+    /// credential, departments, users), once the instance was delivered. The client secret is
+    /// kept here (persisted) and redacted in listings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kit: Option<crate::kit::Directory>,
 }
 
 /// Where a scheduled call stands.

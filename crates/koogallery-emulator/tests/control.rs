@@ -34,6 +34,7 @@ async fn drive_the_marketplace_over_http() {
         time_scale: 0.0,
         state: None,
         merchant_url: Some(merchant.url()),
+        kit_public_key: None,
     })
     .await
     .unwrap();

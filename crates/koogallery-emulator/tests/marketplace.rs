@@ -726,11 +726,22 @@ async fn license_families_follow_their_own_protocols() {
         Err(EmuError::NotSupported(_))
     ));
 
-    // Joint operation: as SaaS V2.
+    // Joint operation: as SaaS V2, then the kit sync calls with the kit key (tests/jointop.rs).
     merchant.clear();
     buy(&m, OrderKind::New, "JOINT-YEAR").await;
-    assert_eq!(merchant.activities(), ["newInstance", "queryInstance"]);
-    assert!(merchant.calls().iter().all(|c| c.key == "basic"));
+    assert_eq!(
+        merchant.activities(),
+        [
+            "newInstance",
+            "queryInstance",
+            "tenantSync",
+            "applicationSync",
+            "allOrgSync",
+            "authSync"
+        ]
+    );
+    let keys: Vec<_> = merchant.calls().iter().map(|c| c.key).collect();
+    assert_eq!(keys, ["basic", "basic", "kit", "kit", "kit", "kit"]);
 }
 
 #[tokio::test]

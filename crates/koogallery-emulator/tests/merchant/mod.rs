@@ -1,17 +1,18 @@
 #![allow(clippy::unwrap_used, dead_code)]
 //! A small test merchant: a production interface that verifies every call with the
-//! `koogallery` crate (V2 URL signature, V1 `authToken`), records it, and answers as scripted.
+//! `koogallery` crate (V2 URL signature, V1 `authToken`, the kit's `x-sign` headers on the kit
+//! paths `/produceAPI/v2/<name>`), records it, and answers as scripted.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
-use koogallery::sign::{SignedRequest, body_sign, v1, v2};
+use axum::routing::{any, post};
+use koogallery::sign::{SignedRequest, body_sign, kit, v1, v2};
 use koogallery_emulator::catalog::MerchantKeys;
 use koogallery_emulator::clock::{EmuClock, wall_clock_ms};
 use koogallery_emulator::{Marketplace, OpenApi, Settings};
@@ -20,6 +21,12 @@ use serde_json::{Value, json};
 pub const KEY: &str = "basic-key-emulator-test";
 pub const LICENSE_KEY: &str = "license-key-emulator-test";
 pub const GENERIC_KEY: &str = "generic-key-emulator-test";
+pub const KIT_KEY: &str = "kit-key-emulator-test";
+/// The merchant's RSA key pair (3072 bits), shared with the `koogallery` crate's tests.
+pub const PUBLIC_KEY_PEM: &str =
+    include_str!("../../../koogallery/tests/fixtures/rsa3072_test_pub.pem");
+pub const PRIVATE_KEY_PEM: &str =
+    include_str!("../../../koogallery/tests/fixtures/rsa3072_test_key.pem");
 pub const AK: &str = "EMUTESTAK0000000";
 pub const SK: &str = "EMUTESTSK000000000000000000000000000000";
 
@@ -32,8 +39,13 @@ pub struct Received {
     pub fields: Value,
     /// Whether its signature verified (with the basic or the license key).
     pub verified: bool,
-    /// `basic`, `license` or `generic`: the key that verified it.
+    /// `basic`, `license`, `generic` or `kit`: the key that verified it.
     pub key: &'static str,
+    /// Kit calls: the path called and the `x-sign` header as received.
+    pub path: String,
+    pub x_sign: Option<String>,
+    /// Kit calls: the body bytes as received.
+    pub raw: Vec<u8>,
 }
 
 impl Received {
@@ -59,6 +71,8 @@ pub struct Script {
     pub bad_body_sign: bool,
     /// `changeInstanceCheck` refuses.
     pub refuse_change: bool,
+    /// A kit interface (`tenantSync` …) answers this `resultCode`.
+    pub kit_code: Option<(String, String)>,
 }
 
 #[derive(Default)]
@@ -97,6 +111,7 @@ impl Merchant {
         self.addr = listener.local_addr().unwrap();
         let app = Router::new()
             .route("/produce", any(handle))
+            .route("/produce/produceAPI/v2/{name}", post(handle_kit))
             .with_state(self.inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -183,6 +198,9 @@ async fn handle(
         fields: fields.clone(),
         verified: !key.is_empty(),
         key,
+        path: uri.path().to_owned(),
+        x_sign: None,
+        raw: body.to_vec(),
     });
     let script = g.script.clone();
     let field = |name: &str| {
@@ -268,8 +286,74 @@ async fn handle(
     response
 }
 
-/// A marketplace on a manual clock (at the real time), calling `merchant` with [`KEY`].
+/// A kit call: the `x-sign` headers checked with [`KIT_KEY`] (security.md §10, 60 s window),
+/// then answered as scripted, without `Body-Sign`.
+async fn handle_kit(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let req = SignedRequest {
+        signature: header(kit::HEADER_SIGN),
+        timestamp: header(kit::HEADER_TIMESTAMP),
+        nonce: header(kit::HEADER_NONCE),
+    };
+    let json_type = header("content-type").is_some_and(|t| t.starts_with("application/json"));
+    let verified = kit::verify(KIT_KEY, &req, &body, wall_clock_ms(), 60_000).is_ok() && json_type;
+    let fields: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut g = inner.lock().unwrap();
+    g.calls.push(Received {
+        method: "POST".to_owned(),
+        activity: name.clone(),
+        fields,
+        verified,
+        key: if verified { "kit" } else { "" },
+        path: uri.path().to_owned(),
+        x_sign: header(kit::HEADER_SIGN).map(str::to_owned),
+        raw: body.to_vec(),
+    });
+    let script = g.script.clone();
+    drop(g);
+    let code = script
+        .kit_code
+        .as_ref()
+        .filter(|(n, _)| *n == name)
+        .map_or("000000", |(_, c)| c.as_str());
+    let status = script
+        .fail_activity
+        .as_ref()
+        .filter(|(a, _)| *a == name)
+        .map(|(_, s)| *s)
+        .or(script.status)
+        .unwrap_or(200);
+    let answer = json!({"resultCode": code, "resultMsg": "kit answer"});
+    let mut response = (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        serde_json::to_vec(&answer).unwrap(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_str(script.content_type.as_deref().unwrap_or("application/json"))
+            .unwrap(),
+    );
+    response
+}
+
+/// A marketplace on a manual clock (at the real time), calling `merchant` with [`KEY`] (and the
+/// other keys, and the merchant's [`PUBLIC_KEY_PEM`] for the kit).
 pub fn marketplace(merchant: &Merchant) -> (Arc<Marketplace>, Arc<OpenApi>) {
+    marketplace_with(merchant, Some(PUBLIC_KEY_PEM))
+}
+
+/// The same, with this merchant public key (or none).
+pub fn marketplace_with(
+    merchant: &Merchant,
+    public_key: Option<&str>,
+) -> (Arc<Marketplace>, Arc<OpenApi>) {
     let openapi = Arc::new(OpenApi::new([(AK, SK)]));
     let clock = Arc::new(EmuClock::manual(wall_clock_ms()));
     let settings = Settings {
@@ -278,8 +362,9 @@ pub fn marketplace(merchant: &Merchant) -> (Arc<Marketplace>, Arc<OpenApi>) {
             basic: Some(KEY.to_owned()),
             license: Some(LICENSE_KEY.to_owned()),
             generic: Some(GENERIC_KEY.to_owned()),
-            ..MerchantKeys::default()
+            kit: Some(KIT_KEY.to_owned()),
         },
+        kit_public_key: public_key.map(str::to_owned),
         ..Settings::default()
     };
     (

@@ -43,6 +43,10 @@ pub enum EmulatorCommand {
     /// Freeze an instance for a rule violation, or unfreeze it (updateInstanceStatus; V1
     /// instanceStatus; License code updateLicenseCodeStatus).
     Status(StatusArgs),
+    /// Sync a change in the buyer's directory of a joint-operation instance: authorise, change
+    /// or remove a user (authSync), change a department (singleOrgSync), or push the whole
+    /// organisation again (allOrgSync).
+    Sync(SyncArgs),
     /// List the orders.
     Orders(ClientArgs),
     /// List the instances (purchased resources).
@@ -91,6 +95,10 @@ pub struct ServeArgs {
     /// The production URL the catalog's products are bound to (e.g. https://host/produce)
     #[arg(long, env = "KOOGATE_EMULATOR_MERCHANT_URL", value_name = "URL")]
     pub merchant_url: Option<String>,
+    /// The merchant's RSA public key (PEM file, SPKI or PKCS#1): joint-operation
+    /// applicationSync encrypts clientSecret with it (without one, applicationSync is not sent)
+    #[arg(long, env = "KOOGATE_EMULATOR_KIT_PUBLIC_KEY", value_name = "FILE")]
+    pub kit_public_key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ServeArgs {
@@ -108,6 +116,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("time_scale", &self.time_scale)
             .field("state", &self.state)
             .field("merchant_url", &self.merchant_url)
+            .field("kit_public_key", &self.kit_public_key)
             .finish()
     }
 }
@@ -201,6 +210,39 @@ pub struct StatusArgs {
     /// The resource, as listed by `instances`
     #[arg(long)]
     pub resource: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// auth (a user), org (a department) or all-org (the whole organisation)
+    #[arg(value_parser = ["auth", "org", "all-org"])]
+    pub kind: String,
+    /// The joint-operation resource, as listed by `instances`
+    #[arg(long)]
+    pub resource: String,
+    /// add (default), modify, delete, or (auth) cancel the authorisation
+    #[arg(long)]
+    pub flag: Option<String>,
+    /// auth: the user's login account
+    #[arg(long)]
+    pub user: Option<String>,
+    /// auth: the user's display name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// auth: user or admin
+    #[arg(long)]
+    pub role: Option<String>,
+    /// auth: the user's department; org: the department's code
+    #[arg(long)]
+    pub org: Option<String>,
+    /// org: the department's name
+    #[arg(long)]
+    pub org_name: Option<String>,
+    /// org: the parent department's code
+    #[arg(long)]
+    pub parent: Option<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -316,6 +358,33 @@ pub async fn run(args: EmulatorArgs) -> Result<String> {
                 out
             }))
         }
+        EmulatorCommand::Sync(a) => {
+            let path = format!("/control/instances/{}/sync", a.resource);
+            let body = json!({
+                "kind": a.kind,
+                "flag": a.flag,
+                "userName": a.user,
+                "name": a.name,
+                "role": a.role,
+                "orgCode": a.org,
+                "orgName": a.org_name,
+                "parentCode": a.parent,
+            });
+            let v = call(&a.client, "POST", &path, Some(body)).await?;
+            Ok(render(&a.client, &v, || {
+                let mut out = format!(
+                    "{} #{}: {}",
+                    text(&v["job"]["activity"]),
+                    v["job"]["id"],
+                    text(&v["job"]["state"])
+                );
+                if let Some(last) = v["calls"].as_array().and_then(|c| c.last()) {
+                    out.push('\n');
+                    out.push_str(&call_line(last));
+                }
+                out
+            }))
+        }
         EmulatorCommand::Orders(c) => {
             let v = call(&c, "GET", "/control/orders", None).await?;
             Ok(render(&c, &v, || lines(&v, order_line)))
@@ -388,6 +457,14 @@ async fn bills(c: ClientArgs) -> Result<String> {
 
 async fn serve(args: ServeArgs) -> Result<String> {
     init_tracing();
+    let kit_public_key = args
+        .kit_public_key
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --kit-public-key {}", path.display()))
+        })
+        .transpose()?;
     let config = Config {
         listen: Some(args.listen),
         ak: args.ak,
@@ -401,6 +478,7 @@ async fn serve(args: ServeArgs) -> Result<String> {
         time_scale: args.time_scale,
         state: args.state.clone(),
         merchant_url: args.merchant_url.clone(),
+        kit_public_key,
     };
     let running = server::start(config).await?;
     let url = running.url();
@@ -613,5 +691,29 @@ mod tests {
         let text = format!("{parsed:?}");
         assert!(text.contains("AK1"), "{text}");
         assert!(!text.contains("SECRET"), "{text}");
+    }
+
+    #[test]
+    fn sync_takes_a_kind_and_the_change() {
+        let parsed = Wrapper::try_parse_from([
+            "x",
+            "sync",
+            "auth",
+            "--resource",
+            "RES000002",
+            "--user",
+            "lisi",
+            "--flag",
+            "cancel",
+        ])
+        .unwrap();
+        let EmulatorCommand::Sync(a) = parsed.command else {
+            panic!("not sync: {parsed:?}");
+        };
+        assert_eq!(
+            (a.kind.as_str(), a.resource.as_str(), a.user.as_deref()),
+            ("auth", "RES000002", Some("lisi"))
+        );
+        assert!(Wrapper::try_parse_from(["x", "sync", "users", "--resource", "R"]).is_err());
     }
 }

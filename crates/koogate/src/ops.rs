@@ -57,15 +57,7 @@ pub async fn complete(gw: &Gateway, id: &str, app: &AppInfo) -> Result<Instance,
         .map_err(|e| invalid("appInfo", e.to_string()))?;
     let now = gw.clock.now_ms();
     let mut tx = gw.db.pool.begin().await?;
-    let inst = instances::get(&mut tx, id)
-        .await?
-        .ok_or_else(|| OpsError::NotFound(format!("instance {id}")))?;
-    if inst.state != State::Provisioning {
-        return Err(OpsError::Conflict(format!(
-            "instance {id} is {}, not provisioning",
-            inst.state.as_str()
-        )));
-    }
+    expect_provisioning(&mut tx, id).await?;
     if !crate::jobs::complete_provisioning(gw, &mut tx, id, app, now).await? {
         return Err(OpsError::Conflict(format!(
             "instance {id} changed concurrently; try again"
@@ -74,6 +66,20 @@ pub async fn complete(gw: &Gateway, id: &str, app: &AppInfo) -> Result<Instance,
     tx.commit().await?;
     gw.jobs_ready.notify_waiters();
     Ok(instance(gw, id).await?.0)
+}
+
+/// Refuses unless the instance exists and is still provisioning.
+async fn expect_provisioning(conn: &mut sqlx::AnyConnection, id: &str) -> Result<(), OpsError> {
+    let inst = instances::get(conn, id)
+        .await?
+        .ok_or_else(|| OpsError::NotFound(format!("instance {id}")))?;
+    if inst.state != State::Provisioning {
+        return Err(OpsError::Conflict(format!(
+            "instance {id} is {}, not provisioning",
+            inst.state.as_str()
+        )));
+    }
+    Ok(())
 }
 
 /// Codes a failed creation may be answered with (saas.md §3).
@@ -114,15 +120,7 @@ pub async fn fail(
     }
     let now = gw.clock.now_ms();
     let mut tx = gw.db.pool.begin().await?;
-    let inst = instances::get(&mut tx, id)
-        .await?
-        .ok_or_else(|| OpsError::NotFound(format!("instance {id}")))?;
-    if inst.state != State::Provisioning {
-        return Err(OpsError::Conflict(format!(
-            "instance {id} is {}, not provisioning",
-            inst.state.as_str()
-        )));
-    }
+    expect_provisioning(&mut tx, id).await?;
     if !crate::jobs::fail_provisioning(&mut tx, id, code, message, now).await? {
         return Err(OpsError::Conflict(format!(
             "instance {id} changed concurrently; try again"

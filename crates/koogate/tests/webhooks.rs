@@ -312,3 +312,59 @@ async fn webhooks_cli_adds_lists_and_tests_an_endpoint() {
     assert_eq!(code, Some(1));
     assert!(err.contains("not found"), "{err}");
 }
+
+/// The delivery log is kept for a while, then finished deliveries and their events go; pending
+/// ones stay whatever their age.
+#[tokio::test]
+async fn old_finished_deliveries_are_purged_and_pending_ones_kept() {
+    for backend in BACKENDS {
+        let db = TestDb::fresh(backend).await;
+        let store = koogate::store::Db::open(&db.url).await.unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        use koogate::store::webhooks as wh;
+        wh::put_endpoint(
+            &mut conn,
+            &wh::Endpoint {
+                id: "ep".into(),
+                url: "http://127.0.0.1:9/".into(),
+                secret_sealed: "x".into(),
+                event_types: vec!["*".into()],
+                source: "runtime".into(),
+                enabled: true,
+                created_at: 0,
+            },
+        )
+        .await
+        .unwrap();
+        for (at, status) in [
+            (1_000, "delivered"),
+            (2_000, "failed"),
+            (3_000, "pending"),
+            (50_000, "delivered"),
+        ] {
+            wh::emit(&mut conn, "webhook.test", Some("i"), "{}", None, at)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE webhook_deliveries SET status = $1 WHERE created_at = $2")
+                .bind(status)
+                .bind(at)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        drop(conn);
+        let (deliveries, events) = wh::purge(&store, 10_000).await.unwrap();
+        assert_eq!((deliveries, events), (2, 2), "{backend:?}");
+        let left: Vec<String> =
+            sqlx::query_scalar("SELECT status FROM webhook_deliveries ORDER BY created_at")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(left, ["pending", "delivered"]);
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_events")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(events, 2);
+    }
+}

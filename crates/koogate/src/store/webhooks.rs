@@ -409,6 +409,37 @@ pub async fn attempts(conn: &mut AnyConnection, delivery_id: &str) -> Result<Vec
         .collect()
 }
 
+/// Deletes what is finished and older than `before_ms`: delivered and failed deliveries (with
+/// their attempts), then events no delivery refers to any more. Pending deliveries and their
+/// events are kept whatever their age. Returns (deliveries, events) deleted.
+pub async fn purge(db: &Db, before_ms: i64) -> Result<(u64, u64)> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries \
+         WHERE status IN ('delivered', 'failed') AND updated_at < $1)",
+    )
+    .bind(before_ms)
+    .execute(&mut *tx)
+    .await?;
+    let deliveries = sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'failed') AND updated_at < $1",
+    )
+    .bind(before_ms)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let events = sqlx::query(
+        "DELETE FROM webhook_events WHERE created_at < $1 AND NOT EXISTS \
+         (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id)",
+    )
+    .bind(before_ms)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok((deliveries, events))
+}
+
 /// The earliest `next_attempt_at` of a pending delivery.
 pub async fn next_due(db: &Db) -> Result<Option<i64>> {
     let row = sqlx::query(

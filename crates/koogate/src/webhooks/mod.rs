@@ -309,14 +309,30 @@ pub struct Deliverer {
 /// How long an idle worker sleeps before looking again (events written by another node).
 const POLL: Duration = Duration::from_secs(1);
 
+/// Finished deliveries and their events are kept this long (the delivery log), then purged.
+pub const RETENTION_MS: i64 = 30 * 24 * 3_600_000;
+/// How often a worker purges.
+const PURGE_EVERY_MS: i64 = 3_600_000;
+
 impl Deliverer {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut purged_at = i64::MIN;
         loop {
             if *shutdown.borrow() {
                 break;
             }
             let gw = &self.gateway;
             let now = gw.clock.now_ms();
+            if now.saturating_sub(purged_at) >= PURGE_EVERY_MS {
+                purged_at = now;
+                match store::purge(&gw.db, now.saturating_sub(RETENTION_MS)).await {
+                    Ok((0, 0)) => {}
+                    Ok((deliveries, events)) => {
+                        tracing::info!(deliveries, events, "purged the old webhook delivery log")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot purge the webhook delivery log"),
+                }
+            }
             let lease = self.lease_ms();
             match store::claim(&gw.db, &self.worker_id, now, lease).await {
                 Ok(Some(claimed)) => self.deliver(claimed).await,

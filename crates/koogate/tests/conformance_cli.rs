@@ -22,6 +22,21 @@ use serde_json::{Value, json};
 
 const CHARGING: [&str; 3] = ["period", "onetime", "ondemand"];
 
+/// The merchant's kit key pair (a throw-away test key, crates/koogallery/tests/fixtures): the
+/// reference endpoint decrypts `applicationSync.clientSecret` with the private key.
+const KIT_PUBLIC_KEY: &str = include_str!("../../koogallery/tests/fixtures/rsa3072_test_pub.pem");
+const KIT_PRIVATE_KEY: &str = include_str!("../../koogallery/tests/fixtures/rsa3072_test_key.pem");
+
+/// The `applicationSync` cases a kit run has with `--kit-public-key` (and skips without it).
+const KIT_APP_DEBUG: &str = "applicationSync.add";
+const KIT_APP_REAL: [&str; 5] = [
+    "applicationSync.add",
+    "applicationSync.add.again",
+    "applicationSync.modify",
+    "applicationSync.delete",
+    "applicationSync.delete.again",
+];
+
 async fn koogate(args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_koogate"))
         .args(args)
@@ -46,6 +61,17 @@ fn show(out: &Output) -> String {
 
 /// The debug activities the console requires per family and charging mode (saas.md §10, §13).
 fn debug_acts(family: &str, charging: &str) -> Vec<&'static str> {
+    debug_acts_with(family, charging, false)
+}
+
+/// The debug activities; `kit_app`: the kit run has `--kit-public-key`, so `applicationSync`
+/// follows the tenant (jointop.md §6).
+fn debug_acts_with(family: &str, charging: &str, kit_app: bool) -> Vec<&'static str> {
+    if family == "kit" && kit_app {
+        let mut acts = debug_acts_with(family, charging, false);
+        acts.insert(2, KIT_APP_DEBUG);
+        return acts;
+    }
     match (family, charging) {
         ("saas-v2", "period") => vec![
             "newInstance",
@@ -128,7 +154,11 @@ fn debug_acts(family: &str, charging: &str) -> Vec<&'static str> {
 
 /// Every case id a run must report, except the shuffled ones (checked separately).
 fn expected_ids(family: &str, charging: &str, real: bool) -> BTreeSet<String> {
-    let mut ids: BTreeSet<String> = debug_acts(family, charging)
+    expected_ids_with(family, charging, real, false)
+}
+
+fn expected_ids_with(family: &str, charging: &str, real: bool, kit_app: bool) -> BTreeSet<String> {
+    let mut ids: BTreeSet<String> = debug_acts_with(family, charging, kit_app)
         .iter()
         .map(|a| format!("debug.{a}"))
         .collect();
@@ -274,12 +304,43 @@ fn expected_ids(family: &str, charging: &str, real: bool) -> BTreeSet<String> {
         _ => unreachable!(),
     };
     ids.extend(real_ids.iter().map(|a| format!("real.{a}")));
+    if family == "kit" && kit_app {
+        ids.extend(KIT_APP_REAL.iter().map(|a| format!("real.{a}")));
+    }
     ids
 }
 
 /// Checks a JSON report: the run's identity, every expected case present and passed, the
 /// shuffled cases a permutation of the debug activities that does not start with the creation.
 fn check_json_report(json: &Value, family: &str, charging: &str, real: bool) {
+    check_json_report_with(json, family, charging, real, false);
+}
+
+/// `check_json_report`; `kit_app`: a kit run with `--kit-public-key`. A kit run without it lists
+/// the `applicationSync` cases as skipped; every other run skips nothing.
+fn check_json_report_with(json: &Value, family: &str, charging: &str, real: bool, kit_app: bool) {
+    let skipped: Vec<&str> = json["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert!(
+                s["reason"].as_str().unwrap().starts_with(
+                    "not sent: applicationSync.clientSecret must be RSA-OAEP-encrypted with the merchant's public key (jointop.md §5), and no --kit-public-key FILE was given"
+                ),
+                "{s:#}"
+            );
+            s["id"].as_str().unwrap()
+        })
+        .collect();
+    let mut expected_skipped = Vec::new();
+    if family == "kit" && !kit_app {
+        expected_skipped.push(format!("debug.{KIT_APP_DEBUG}"));
+        if real {
+            expected_skipped.extend(KIT_APP_REAL.iter().map(|a| format!("real.{a}")));
+        }
+    }
+    assert_eq!(skipped, expected_skipped, "{json:#}");
     assert_eq!(json["family"], family);
     assert_eq!(json["charging"], charging);
     assert_eq!(json["ok"], true, "{json:#}");
@@ -307,13 +368,13 @@ fn check_json_report(json: &Value, family: &str, charging: &str, real: bool) {
     let (shuffled, others): (Vec<&str>, Vec<&str>) =
         ids.iter().partition(|id| id.starts_with("shuffled."));
     let others: BTreeSet<String> = others.into_iter().map(String::from).collect();
-    assert_eq!(others, expected_ids(family, charging, real));
+    assert_eq!(others, expected_ids_with(family, charging, real, kit_app));
     let mut acts: Vec<&str> = shuffled
         .iter()
         .enumerate()
         .map(|(i, id)| id.strip_prefix(&format!("shuffled.{}.", i + 1)).unwrap())
         .collect();
-    let first_debug = debug_acts(family, charging)[0];
+    let first_debug = debug_acts_with(family, charging, kit_app)[0];
     if acts.len() > 1 {
         assert_ne!(
             acts[0], first_debug,
@@ -321,7 +382,7 @@ fn check_json_report(json: &Value, family: &str, charging: &str, real: bool) {
         );
     }
     acts.sort_unstable();
-    let mut expected = debug_acts(family, charging);
+    let mut expected = debug_acts_with(family, charging, kit_app);
     expected.sort_unstable();
     assert_eq!(acts, expected);
 }
@@ -628,7 +689,8 @@ async fn fixture_handler(
 ) -> Response {
     let query = query.unwrap_or_default();
     if uri.path().contains("/produceAPI/v2/") {
-        return kit(&f, &headers, &body);
+        let name = uri.path().rsplit('/').next().unwrap_or_default();
+        return kit(&f, name, &headers, &body);
     }
     if method == Method::GET {
         return license_v1(&f, &query);
@@ -742,8 +804,8 @@ fn license_v1(f: &Fixture, query: &str) -> Response {
     }
 }
 
-/// The joint-operation kit (x-sign headers).
-fn kit(f: &Fixture, headers: &HeaderMap, body: &[u8]) -> Response {
+/// The joint-operation kit (x-sign headers); `name` is the interface (`tenantSync`, …).
+fn kit(f: &Fixture, name: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     let key = KIT_KEY;
     if f.breakage != Breakage::AcceptsForgedSignatures {
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
@@ -763,8 +825,32 @@ fn kit(f: &Fixture, headers: &HeaderMap, body: &[u8]) -> Response {
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return answer(f, key, envelope("000002"));
     };
+    if name == "applicationSync" {
+        return application_sync(f, body);
+    }
     let ok = request["timeStamp"].is_string() && request["tenantId"].is_string();
     answer(f, key, envelope(if ok { "000000" } else { "000002" }))
+}
+
+/// `applicationSync` as a merchant handles it (jointop.md §4.2, §5): every mandatory field, and
+/// a `clientSecret` that decrypts with the merchant's private key, else `000005`.
+fn application_sync(f: &Fixture, body: &[u8]) -> Response {
+    use koogallery::crypto::rsa_oaep::{decrypt_client_secret, private_key_from_pem};
+    use koogallery::model::kit::KitRequest;
+    let key = KIT_KEY;
+    let Ok(KitRequest::ApplicationSync(app)) = KitRequest::decode("applicationSync", body) else {
+        return answer(f, key, envelope("000002"));
+    };
+    let private = private_key_from_pem(KIT_PRIVATE_KEY).unwrap();
+    match decrypt_client_secret(&private, &app.client_secret) {
+        Ok((secret, _)) if !secret.is_empty() => answer(f, key, envelope("000000")),
+        Ok(_) => answer(f, key, envelope("000002")),
+        Err(e) => answer(
+            f,
+            key,
+            json!({"resultCode": "000005", "resultMsg": format!("cannot decrypt clientSecret: {e}")}),
+        ),
+    }
 }
 
 /// Serves the fixture on an ephemeral port with title-case header names (like koogate), or
@@ -1155,6 +1241,270 @@ async fn the_reference_passes_every_license_and_kit_case() {
         assert_eq!(code, Some(0), "{family} {charging}: {}", show(&out));
         check_json_report(&report, family, charging, true);
     }
+    // With the merchant's public key the kit run adds applicationSync, and still passes 100%.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = write_key(dir.path(), "merchant_pub.pem", KIT_PUBLIC_KEY);
+    for extra in [&[][..], &["--debug-only"]] {
+        let mut args = vec!["--kit-public-key", key_file.as_str()];
+        args.extend_from_slice(extra);
+        let (code, report, out) = run_family(Breakage::None, "kit", &args).await;
+        assert_eq!(code, Some(0), "{extra:?}: {}", show(&out));
+        check_json_report_with(&report, "kit", "period", extra.is_empty(), true);
+    }
+}
+
+fn write_key(dir: &std::path::Path, name: &str, pem: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, pem).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A valid RSA public key in PEM that is not the merchant's: the fixture key with one byte of
+/// its modulus changed (nobody has the private key).
+fn another_public_key() -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let b64: String = KIT_PUBLIC_KEY
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let mut der = STANDARD.decode(b64).unwrap();
+    // The 384-byte modulus fills most of the 422-byte SPKI: the middle byte is in it.
+    let middle = der.len() / 2;
+    der[middle] ^= 0x5a;
+    pem("PUBLIC KEY", &der)
+}
+
+/// A 512-bit RSA public key in PKCS#1 PEM: valid, but too small for RSA-OAEP with SHA-256.
+fn tiny_public_key() -> String {
+    let mut modulus = vec![0x00, 0xc0];
+    modulus.extend([0x11; 62]);
+    modulus.push(0x01);
+    let mut der = vec![0x30, 0x48, 0x02, 0x41];
+    der.extend(modulus);
+    der.extend([0x02, 0x03, 0x01, 0x00, 0x01]);
+    pem("RSA PUBLIC KEY", &der)
+}
+
+/// DER as PEM: Base64 in lines of 64 characters (RFC 7468).
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kit_application_sync_without_the_public_key_is_listed_as_skipped() {
+    let url = start_fixture(Breakage::None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("kit.xml");
+    let out = koogate(&[
+        "conformance",
+        "--url",
+        &url,
+        "--key",
+        BASIC_KEY,
+        "--kit-key",
+        KIT_KEY,
+        "--family",
+        "kit",
+        "--junit",
+        junit.to_str().unwrap(),
+    ])
+    .await;
+    // Today's behaviour: every case sent passes, exit 0...
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let table = text(&out.stdout);
+    assert!(
+        !table
+            .lines()
+            .any(|l| l.contains("applicationSync") && !l.contains(" skip ")),
+        "{table}"
+    );
+    // ...and the table says what was not sent, and why.
+    for id in std::iter::once(format!("debug.{KIT_APP_DEBUG}"))
+        .chain(KIT_APP_REAL.iter().map(|a| format!("real.{a}")))
+    {
+        let line = table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id.as_str()))
+            .unwrap_or_else(|| panic!("{id} missing from\n{table}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words[1], "skip", "{line}");
+        assert!(
+            line.contains("not sent: applicationSync.clientSecret must be RSA-OAEP-encrypted with the merchant's public key (jointop.md §5), and no --kit-public-key FILE was given"),
+            "{line}"
+        );
+    }
+    let total = table
+        .lines()
+        .filter(|l| {
+            l.starts_with("debug.")
+                || l.starts_with("shuffled.")
+                || l.starts_with("auth.")
+                || l.starts_with("real.")
+        })
+        .count()
+        - 6;
+    assert!(
+        table.trim_end().ends_with(&format!(
+            "{total} cases: {total} passed, 0 failed; 6 skipped (not sent)"
+        )),
+        "{table}"
+    );
+    // JUnit: six skipped test cases, counted as such.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let elements = assert_well_formed_xml(&xml);
+    assert_eq!(
+        elements.iter().filter(|e| *e == "skipped").count(),
+        6,
+        "{xml}"
+    );
+    assert_eq!(attr(&xml, "testsuite", "skipped"), "6");
+    assert_eq!(attr(&xml, "testsuite", "tests"), (total + 6).to_string());
+    assert_eq!(attr(&xml, "testsuite", "failures"), "0");
+    assert!(
+        xml.contains("name=\"real.applicationSync.modify\""),
+        "{xml}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kit_application_sync_with_another_public_key_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = write_key(dir.path(), "not_the_merchants.pem", &another_public_key());
+    let (code, report, out) =
+        run_family(Breakage::None, "kit", &["--kit-public-key", &key_file]).await;
+    assert_eq!(code, Some(1), "{}", show(&out));
+    let r = reason(&report, "debug.applicationSync.add");
+    assert!(
+        r.starts_with("调用失败,生产接口resultCode返回错误. (resultCode 000005, expected 000000; resultMsg \"cannot decrypt clientSecret"),
+        "{r}"
+    );
+    assert!(
+        r.contains("the endpoint probably could not decrypt clientSecret (jointop.md §5). It was encrypted with RSA-OAEP OAEP-SHA256-MGF1-SHA256 and Base64-encoded, with the 3072-bit public key given with --kit-public-key: check that it is the public key of the private key the endpoint decrypts with"),
+        "{r}"
+    );
+    // Every applicationSync case fails (debug, its shuffled replay, the five real ones); nothing
+    // else does.
+    let failed: Vec<&str> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed.len(), 7, "{failed:?}");
+    assert!(
+        failed.iter().all(|id| id.contains(".applicationSync.")),
+        "{failed:?}"
+    );
+    passed(&report, "debug.tenantSync.add");
+    passed(&report, "real.authSync.add");
+    assert!(report["skipped"].as_array().unwrap().is_empty());
+    // The request carried the encrypted secret, never the plaintext.
+    let body = case(&report, "real.applicationSync.modify")["exchange"]["request_body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["flag"], 2);
+    assert_eq!(body["testFlag"], 0);
+    assert!(
+        !body["clientSecret"]
+            .as_str()
+            .unwrap()
+            .contains("kgc-client-secret")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kit_public_key_that_is_not_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = write_key(dir.path(), "hello.pem", "hello");
+    let private = write_key(dir.path(), "merchant_key.pem", KIT_PRIVATE_KEY);
+    let missing = dir.path().join("nowhere.pem").to_str().unwrap().to_owned();
+    let tiny = write_key(dir.path(), "tiny.pem", &tiny_public_key());
+    let not_rsa = write_key(
+        dir.path(),
+        "garbage.pem",
+        &pem("PUBLIC KEY", b"not DER at all"),
+    );
+    let certificate = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = write_key(dir.path(), "cert.pem", &certificate.cert.pem());
+    for (file, expected) in [
+        (
+            not_pem.clone(),
+            format!(
+                "error: --kit-public-key {not_pem}: not a PEM file (no \"-----BEGIN PUBLIC KEY-----\" line)"
+            ),
+        ),
+        (
+            not_rsa.clone(),
+            format!(
+                "error: --kit-public-key {not_rsa}: not an RSA public key in PEM (SPKI or PKCS#1)"
+            ),
+        ),
+        (
+            cert.clone(),
+            format!("error: --kit-public-key {cert}: this is a certificate; give its public key"),
+        ),
+        (
+            private.clone(),
+            format!(
+                "error: --kit-public-key {private}: this is a private key; give the public key uploaded in the seller console"
+            ),
+        ),
+        (
+            missing.clone(),
+            format!("error: --kit-public-key {missing}: cannot read"),
+        ),
+        (
+            tiny.clone(),
+            format!("error: --kit-public-key {tiny}: cannot encrypt a clientSecret of "),
+        ),
+    ] {
+        let out = koogate(&[
+            "conformance",
+            "--url",
+            "http://127.0.0.1:9/p",
+            "--key",
+            BASIC_KEY,
+            "--kit-key",
+            KIT_KEY,
+            "--family",
+            "kit",
+            "--kit-public-key",
+            &file,
+        ])
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+        assert!(out.stdout.is_empty(), "{}", show(&out));
+        assert!(text(&out.stderr).starts_with(&expected), "{}", show(&out));
+    }
+    // No value at all is clap's usage error.
+    let out = koogate(&[
+        "conformance",
+        "--url",
+        "http://127.0.0.1:9/p",
+        "--key",
+        BASIC_KEY,
+        "--kit-key",
+        KIT_KEY,
+        "--family",
+        "kit",
+        "--kit-public-key",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

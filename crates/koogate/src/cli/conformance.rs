@@ -5,7 +5,8 @@
 //! Output: the report on stdout (a table, or JSON with `--json`), optionally JUnit XML in
 //! `--junit FILE`, a progress bar on stderr when it is a terminal. Exit 0 when every case
 //! passes; 1 when a case fails or the address cannot be reached (the report is still printed,
-//! then `error: …` on stderr); 2 for usage errors.
+//! then `error: …` on stderr); 2 for usage errors. A `--ca-cert` or `--kit-public-key` file that
+//! cannot be read or used is exit 1 with `error: …` naming the option and the file.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -31,6 +32,11 @@ pub struct ConformanceArgs {
     /// The kit key (联营SaaS同步接口), for --family kit.
     #[arg(long)]
     pub kit_key: Option<String>,
+    /// The merchant's RSA public key, PEM (SPKI "BEGIN PUBLIC KEY" as uploaded in the seller
+    /// console, or PKCS#1), for --family kit: applicationSync's clientSecret is encrypted with it
+    /// (RSA-OAEP, jointop.md §5). Without it the applicationSync cases are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub kit_public_key: Option<PathBuf>,
     /// The license-code key (License授权码交付接口), for --family license-code.
     #[arg(long)]
     pub license_key: Option<String>,
@@ -197,6 +203,30 @@ fn read_ca_certs(path: &std::path::Path) -> Result<Vec<Vec<u8>>> {
     Ok(certs)
 }
 
+/// The merchant's public key of `--kit-public-key`: a PEM RSA public key that can encrypt a
+/// `clientSecret` of the length the runner sends.
+fn read_kit_public_key(path: &std::path::Path) -> Result<String> {
+    let what = format!("--kit-public-key {}", path.display());
+    let pem = std::fs::read_to_string(path).with_context(|| format!("{what}: cannot read"))?;
+    if pem.contains("PRIVATE KEY-----") {
+        bail!(
+            "{what}: this is a private key; give the public key uploaded in the seller console (openssl pkey -in {} -pubout), never the private key",
+            path.display()
+        );
+    }
+    if !pem.contains("-----BEGIN ") {
+        bail!("{what}: not a PEM file (no \"-----BEGIN PUBLIC KEY-----\" line)");
+    }
+    if pem.contains("-----BEGIN CERTIFICATE-----") {
+        bail!(
+            "{what}: this is a certificate; give its public key (openssl x509 -in {} -pubkey -noout)",
+            path.display()
+        );
+    }
+    conformance::kit::check_public_key(&pem).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    Ok(pem)
+}
+
 /// `koogate conformance`.
 pub async fn run(args: ConformanceArgs) -> Result<String> {
     check_usage(&args);
@@ -204,11 +234,16 @@ pub async fn run(args: ConformanceArgs) -> Result<String> {
         Some(path) => read_ca_certs(path)?,
         None => Vec::new(),
     };
+    let kit_public_key = match &args.kit_public_key {
+        Some(path) => Some(read_kit_public_key(path)?),
+        None => None,
+    };
     let settings = Settings {
         url: args.url.clone(),
         key: args.key.clone(),
         kit_key: args.kit_key.clone(),
         license_key: args.license_key.clone(),
+        kit_public_key,
         family: args.family.into(),
         charging: args.charging.into(),
         debug_only: args.debug_only,

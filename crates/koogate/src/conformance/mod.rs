@@ -19,6 +19,10 @@
 //!   `instanceId`), `queryInstance` polled until provisioned, and the re-runnable part of the
 //!   lifecycle. Skipped with `--debug-only`.
 //!
+//! A case the runner cannot send with the settings given (the kit's `applicationSync` without
+//! the merchant's public key) is not silently dropped: it is listed as skipped, with the reason,
+//! in every form of the report.
+//!
 //! Cases per family live in their own module; this one holds the runner and the reports.
 
 pub mod check;
@@ -109,6 +113,9 @@ pub struct Settings {
     pub key: String,
     pub kit_key: Option<String>,
     pub license_key: Option<String>,
+    /// The merchant's RSA public key (PEM, SPKI or PKCS#1) the kit's `applicationSync.clientSecret`
+    /// is encrypted with; without it `applicationSync` is skipped.
+    pub kit_public_key: Option<String>,
     pub family: Family,
     pub charging: Charging,
     /// Skip the `real` group (no instance is created).
@@ -198,6 +205,15 @@ pub struct CaseResult {
     pub exchange: Option<Seen>,
 }
 
+/// A case that was not sent, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub id: String,
+    pub group: Group,
+    pub what: String,
+    pub reason: String,
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -212,6 +228,8 @@ pub struct Report {
     pub ok: bool,
     pub duration_ms: u64,
     pub cases: Vec<CaseResult>,
+    /// Cases not sent (not counted in `total`), each with its reason.
+    pub skipped: Vec<Skipped>,
 }
 
 /// Progress of a run (the CLI draws a bar; tests need nothing).
@@ -263,6 +281,10 @@ pub async fn run(settings: &Settings, progress: &dyn Progress) -> Result<Report,
             execute(&mut runner, defs, progress).await
         }
     };
+    let skipped = match settings.family {
+        Family::Kit => kit::skipped(settings),
+        _ => Vec::new(),
+    };
     let passed = cases.iter().filter(|c| c.passed).count();
     let failed = cases.len() - passed;
     Ok(Report {
@@ -276,6 +298,7 @@ pub async fn run(settings: &Settings, progress: &dyn Progress) -> Result<Report,
         ok: failed == 0 && !cases.is_empty(),
         duration_ms: millis(started.elapsed()),
         cases,
+        skipped,
     })
 }
 
@@ -434,6 +457,7 @@ mod tests {
             key: "basic".to_owned(),
             kit_key: Some("kit".to_owned()),
             license_key: Some("license".to_owned()),
+            kit_public_key: None,
             family,
             charging,
             debug_only,
@@ -448,8 +472,14 @@ mod tests {
         use Family::*;
         for family in [SaasV2, SaasV1, LicenseV1, LicenseOnline, LicenseCode, Kit] {
             for charging in [Period, OneTime, OnDemand] {
-                for debug_only in [false, true] {
-                    let s = settings(family, charging, debug_only);
+                for (debug_only, with_key) in [(false, false), (true, false), (false, true)] {
+                    let mut s = settings(family, charging, debug_only);
+                    if with_key {
+                        s.kit_public_key = Some(
+                            include_str!("../../../koogallery/tests/fixtures/rsa3072_test_pub.pem")
+                                .to_owned(),
+                        );
+                    }
                     let groups: Vec<(String, Group)> = match family {
                         SaasV2 | LicenseOnline | LicenseCode => {
                             v2::plan(&s).into_iter().map(|d| (d.id, d.group)).collect()

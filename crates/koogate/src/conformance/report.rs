@@ -5,12 +5,15 @@ use std::fmt::Write as _;
 
 use super::Report;
 
-/// The human table: one line per case (`PASS`/`FAIL`, the reason or the notes), then a summary.
+/// The human table: one line per case (`pass`/`FAIL`, the reason or the notes), one `skip` line
+/// per case not sent (with why), then a summary.
 pub fn table(report: &Report) -> String {
     let width = report
         .cases
         .iter()
-        .map(|c| c.id.chars().count())
+        .map(|c| c.id.as_str())
+        .chain(report.skipped.iter().map(|s| s.id.as_str()))
+        .map(|id| id.chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -35,11 +38,23 @@ pub fn table(report: &Report) -> String {
         };
         let _ = writeln!(out, "{:<width$}  {verdict:<6}  {detail}", c.id);
     }
+    for s in &report.skipped {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<6}  {}",
+            s.id,
+            "skip",
+            one_line(&s.reason)
+        );
+    }
     let _ = write!(
         out,
         "\n{} cases: {} passed, {} failed",
         report.total, report.passed, report.failed
     );
+    if !report.skipped.is_empty() {
+        let _ = write!(out, "; {} skipped (not sent)", report.skipped.len());
+    }
     out
 }
 
@@ -54,23 +69,23 @@ pub fn json(report: &Report) -> String {
 }
 
 /// The JUnit XML report: one `<testsuite>` per run, one `<testcase>` per case, a `<failure>`
-/// with the reason for each failed case.
+/// with the reason for each failed case, a `<skipped>` one for each case not sent.
 pub fn junit(report: &Report) -> String {
     let suite = format!("{}.{}", report.family, report.charging);
     let secs = |ms: u64| format!("{:.3}", ms as f64 / 1000.0);
+    let tests = report.total + report.skipped.len();
+    let skipped = report.skipped.len();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"koogate conformance\" tests=\"{}\" failures=\"{}\" errors=\"0\" time=\"{}\">",
-        report.total,
+        "<testsuites name=\"koogate conformance\" tests=\"{tests}\" failures=\"{}\" errors=\"0\" skipped=\"{skipped}\" time=\"{}\">",
         report.failed,
         secs(report.duration_ms)
     );
     let _ = writeln!(
         out,
-        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\" time=\"{}\">",
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{}\" errors=\"0\" skipped=\"{skipped}\" time=\"{}\">",
         xml(&suite),
-        report.total,
         report.failed,
         secs(report.duration_ms)
     );
@@ -131,6 +146,22 @@ pub fn junit(report: &Report) -> String {
             }
             _ => out.push_str("/>\n"),
         }
+    }
+    for s in &report.skipped {
+        let _ = writeln!(
+            out,
+            "    <testcase classname=\"{}.{}\" name=\"{}\" time=\"0.000\">",
+            xml(&suite),
+            s.group.name(),
+            xml(&s.id)
+        );
+        let _ = writeln!(
+            out,
+            "      <skipped message=\"{}\">{}</skipped>",
+            xml(&one_line(&s.reason)),
+            xml(&format!("{}\n\n{}", s.what, s.reason))
+        );
+        out.push_str("    </testcase>\n");
     }
     out.push_str("  </testsuite>\n</testsuites>\n");
     out

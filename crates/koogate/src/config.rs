@@ -625,6 +625,8 @@ pub struct Config {
     /// Provisioners per product/SKU, first match wins; none matching: the built-in one.
     pub provisioners: Vec<ProvisionerRule>,
     pub webhooks: WebhookSettings,
+    /// Usage windows and the usage push (`[metering]`, docs/metering.md).
+    pub metering: crate::metering::Settings,
     pub workers: usize,
     /// How long a claimed job is reserved for its worker, in milliseconds.
     pub job_lease_ms: u64,
@@ -657,6 +659,7 @@ impl fmt::Debug for Config {
             .field("provisioner", &self.provisioner)
             .field("provisioners", &self.provisioners)
             .field("webhooks", &self.webhooks)
+            .field("metering", &self.metering)
             .field("workers", &self.workers)
             .field("job_lease_ms", &self.job_lease_ms)
             .field("log_format", &self.log_format)
@@ -691,6 +694,7 @@ impl Clone for Config {
             provisioner: self.provisioner.clone(),
             provisioners: self.provisioners.clone(),
             webhooks: self.webhooks.clone(),
+            metering: self.metering.clone(),
             workers: self.workers,
             job_lease_ms: self.job_lease_ms,
             log_format: self.log_format,
@@ -737,6 +741,21 @@ struct FileConfig {
     provisioners: Vec<FileProvisionerRule>,
     #[serde(default)]
     webhooks: FileWebhooks,
+    #[serde(default)]
+    metering: FileMetering,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetering {
+    grace_secs: Option<i64>,
+    batch_size: Option<usize>,
+    daily_products: Option<Vec<String>>,
+    retry_first_secs: Option<i64>,
+    retry_max_secs: Option<i64>,
+    tick_secs: Option<u64>,
+    legacy_api: Option<bool>,
+    dashboard_url: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -1305,6 +1324,7 @@ impl Config {
         )?;
 
         let webhooks = webhook_settings(std::mem::take(&mut file.webhooks))?;
+        let metering = metering_settings(std::mem::take(&mut file.metering))?;
         let provisioners = std::mem::take(&mut file.provisioners)
             .into_iter()
             .enumerate()
@@ -1358,6 +1378,7 @@ impl Config {
             },
             provisioners,
             webhooks,
+            metering,
             workers,
             job_lease_ms: job_lease_secs * 1000,
             log_format,
@@ -1843,6 +1864,56 @@ fn webhook_settings(f: FileWebhooks) -> anyhow::Result<WebhookSettings> {
     Ok(WebhookSettings {
         schedule,
         endpoints,
+    })
+}
+
+fn metering_settings(f: FileMetering) -> anyhow::Result<crate::metering::Settings> {
+    let d = crate::metering::Settings::default();
+    let secs = |name: &str, v: Option<i64>, default_ms: i64, min: i64, max: i64| match v {
+        Some(v) if !(min..=max).contains(&v) => Err(anyhow!(
+            "metering.{name}: must be between {min} and {max}, got {v}"
+        )),
+        Some(v) => Ok(v * 1000),
+        None => Ok(default_ms),
+    };
+    let batch_size = match f.batch_size {
+        Some(n) if !(1..=koogallery::model::openapi::MAX_USAGE_RECORDS).contains(&n) => bail!(
+            "metering.batch_size: must be between 1 and {} (KooGallery's limit), got {n}",
+            koogallery::model::openapi::MAX_USAGE_RECORDS
+        ),
+        Some(n) => n,
+        None => d.batch_size,
+    };
+    let dashboard_url = match f.dashboard_url {
+        Some(u) => {
+            let probe = u.replace("{instance_id}", "x");
+            check_http_url(probe).map_err(|e| anyhow!("metering.dashboard_url {e}"))?;
+            Some(u)
+        }
+        None => None,
+    };
+    Ok(crate::metering::Settings {
+        // At most 15 minutes: KooGallery expects the push 0–15 minutes after the hour.
+        grace_ms: secs("grace_secs", f.grace_secs, d.grace_ms, 0, 900)?,
+        batch_size,
+        daily_products: f.daily_products.unwrap_or_default(),
+        retry_first_ms: secs(
+            "retry_first_secs",
+            f.retry_first_secs,
+            d.retry_first_ms,
+            1,
+            3600,
+        )?,
+        retry_max_ms: secs("retry_max_secs", f.retry_max_secs, d.retry_max_ms, 1, 3600)?,
+        tick_ms: match f.tick_secs {
+            Some(v) if !(1..=300).contains(&v) => {
+                bail!("metering.tick_secs: must be between 1 and 300, got {v}")
+            }
+            Some(v) => v * 1000,
+            None => d.tick_ms,
+        },
+        legacy_api: f.legacy_api.unwrap_or(false),
+        dashboard_url,
     })
 }
 

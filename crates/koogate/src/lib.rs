@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod metering;
 pub mod openapi;
 pub mod ops;
 pub mod produce;

@@ -1,7 +1,7 @@
 //! Client of KooGallery's open APIs, merchant → KooGallery (openapi.md §1, §2): every call is
 //! signed with the Huawei Cloud account's AK/SK (APIG `SDK-HMAC-SHA256`, security.md §12).
 //!
-//! Today it reads orders (openapi.md §5); the usage push (§3) and the license-code calls (§6)
+//! It reads orders (openapi.md §5) and pushes usage (§3, §4); the license-code calls (§6)
 //! will reuse the same signed transport. Neither the AK, the SK nor the `Authorization` value
 //! ever appears in an error or a log line.
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 use koogallery::model::Validate;
 use koogallery::model::openapi::{
     ApigError as GatewayErrorBody, GatewayErrorCode, OrderInfo, OrderQueryParams,
-    OrderQueryResponse, UsagePushCode,
+    OrderQueryResponse, UsagePushCode, UsagePushResponse,
 };
 use koogallery::sign::apig;
 use reqwest::Method;
@@ -19,6 +19,10 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 
 /// Path of the order query (openapi.md §5).
 pub const ORDER_QUERY_PATH: &str = "/api/mkp-openapi-public/global/v1/order/query";
+/// Path of the usage push (openapi.md §3).
+pub const USAGE_PUSH_PATH: &str = "/api/mkp-openapi-public/global/v1/isv/usage-data";
+/// Path of the old usage push (openapi.md §4).
+pub const OLD_USAGE_PUSH_PATH: &str = "/rest/marketplace/v1/isv/usage-data";
 /// The main host (openapi.md §1); `mkt.myhuaweicloud.cn` is its fallback.
 pub const DEFAULT_BASE_URL: &str = "https://mkt.myhuaweicloud.com";
 /// Where to retry when the main host cannot be reached (openapi.md §1).
@@ -246,7 +250,7 @@ impl OpenApiClient {
             .validate()
             .map_err(|e| OpenApiError::Config(format!("order query: {e}")))?;
         let (status, body) = self
-            .send_signed(Method::GET, ORDER_QUERY_PATH, &params.to_params(), b"")
+            .send_signed(Method::GET, ORDER_QUERY_PATH, &params.to_params(), b"", &[])
             .await?;
         let response: OrderQueryResponse = self.decode_answer(status, &body)?;
         if response.result_code.is_empty() {
@@ -274,6 +278,54 @@ impl OpenApiClient {
             ));
         }
         Ok(info)
+    }
+
+    /// Pushes usage (openapi.md §3): `body` is sent exactly as given, with the body-signature
+    /// headers (`signature`/`ts`/`nonce`, security.md §11, signed with `basic_key`) and the APIG
+    /// signature. With `legacy`, to the old API (§4): APIG only, no body signature.
+    ///
+    /// Any answer that carries an `error_code` is returned, success or not, with its HTTP status
+    /// (the caller judges it per record); gateway errors, answers without a code and transport
+    /// failures are errors.
+    pub async fn push_usage(
+        &self,
+        basic_key: &str,
+        legacy: bool,
+        body: &[u8],
+    ) -> Result<UsagePushAnswer, OpenApiError> {
+        let mut headers = Vec::new();
+        let path = if legacy {
+            OLD_USAGE_PUSH_PATH
+        } else {
+            let ts = koogallery::time::epoch_millis(time::OffsetDateTime::now_utc()).to_string();
+            let nonce = uuid::Uuid::new_v4().to_string();
+            let signature = koogallery::sign::usage::sign(basic_key, &ts, &nonce, body);
+            headers.push((koogallery::sign::usage::HEADER_SIGNATURE, signature));
+            headers.push((koogallery::sign::usage::HEADER_TS, ts));
+            headers.push((koogallery::sign::usage::HEADER_NONCE, nonce));
+            USAGE_PUSH_PATH
+        };
+        let (status, answer) = self
+            .send_signed(Method::POST, path, &[], body, &headers)
+            .await?;
+        if let Some(e) = self.gateway_error(status, &answer) {
+            return Err(e);
+        }
+        match serde_json::from_slice::<UsagePushResponse>(&answer) {
+            Ok(mut response) if !response.error_code.is_empty() => {
+                response.error_code = self.redact(&response.error_code);
+                response.error_msg = response.error_msg.map(|m| self.redact(&m));
+                Ok(UsagePushAnswer { status, response })
+            }
+            _ if (200..300).contains(&status) => Err(OpenApiError::Decode(format!(
+                "usage push answer without error_code: {}",
+                self.redact(&excerpt(&answer))
+            ))),
+            _ => Err(OpenApiError::Http {
+                status,
+                body_excerpt: self.redact(&excerpt(&answer)),
+            }),
+        }
     }
 
     /// Classifies an HTTP answer: a gateway error, an error status with a business body, an
@@ -335,9 +387,18 @@ impl OpenApiClient {
         path: &str,
         query: &[(String, String)],
         body: &[u8],
+        extra_headers: &[(&'static str, String)],
     ) -> Result<(u16, Vec<u8>), OpenApiError> {
         match self
-            .send_to(&self.origin, &self.host, method.clone(), path, query, body)
+            .send_to(
+                &self.origin,
+                &self.host,
+                method.clone(),
+                path,
+                query,
+                body,
+                extra_headers,
+            )
             .await
         {
             Err(SendError::Unreachable(e)) => match &self.fallback {
@@ -345,7 +406,7 @@ impl OpenApiClient {
                 // was sent may have been applied. It is signed again, for the other host.
                 Some((origin, host)) => {
                     tracing::warn!(error = %e, fallback = %origin, "open API host unreachable; trying the fallback host");
-                    self.send_to(origin, host, method, path, query, body)
+                    self.send_to(origin, host, method, path, query, body, extra_headers)
                         .await
                         .map_err(SendError::into_error)
                 }
@@ -355,6 +416,7 @@ impl OpenApiClient {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn send_to(
         &self,
         origin: &str,
@@ -363,6 +425,7 @@ impl OpenApiClient {
         path: &str,
         query: &[(String, String)],
         body: &[u8],
+        extra_headers: &[(&'static str, String)],
     ) -> Result<(u16, Vec<u8>), SendError> {
         let path = format!("{}{path}", self.prefix);
         let headers = vec![(CONTENT_TYPE.as_str().to_owned(), JSON.to_owned())];
@@ -405,6 +468,12 @@ impl OpenApiClient {
                 .map_err(|e| OpenApiError::Config(format!("header value: {e}")))?;
             request = request.header(name, value);
         }
+        // Not part of the APIG signature (the usage push's body-signature headers).
+        for (name, value) in extra_headers {
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| OpenApiError::Config(format!("header value: {e}")))?;
+            request = request.header(*name, value);
+        }
         let response = request.send().await.map_err(|e| {
             let error = OpenApiError::Transport(self.redact(&error_chain(&e)));
             if e.is_connect() {
@@ -431,6 +500,13 @@ impl OpenApiClient {
         }
         out
     }
+}
+
+/// A usage-push answer that carries an `error_code`, and its HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsagePushAnswer {
+    pub status: u16,
+    pub response: UsagePushResponse,
 }
 
 /// Answers that carry a result code and message (`resultCode`/`resultMsg` or `error_code`…).

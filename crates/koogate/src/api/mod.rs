@@ -3,6 +3,8 @@
 //! RFC 9457 problem details, cursor pagination, and an OpenAPI 3.1 document generated from this
 //! code at `/api/v1/openapi.json`.
 
+pub mod usage;
+
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -45,6 +47,10 @@ use crate::store::{StoreError, orders};
         list_deliveries,
         get_delivery,
         replay_delivery,
+        usage::ingest_usage,
+        usage::usage_report,
+        usage::usage_windows,
+        usage::push_now,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -52,6 +58,7 @@ use crate::store::{StoreError, orders};
         (name = "instances", description = "Instances and their history"),
         (name = "orders", description = "Orders read from KooGallery"),
         (name = "webhooks", description = "Event webhooks to the merchant's application"),
+        (name = "usage", description = "Usage metering and the usage push to KooGallery (docs/metering.md)"),
     )
 )]
 pub struct ApiDoc;
@@ -97,6 +104,7 @@ pub fn router(gateway: Arc<Gateway>, token: Option<SecretString>) -> Router {
             "/api/v1/webhook-deliveries/{id}/replay",
             post(replay_delivery),
         )
+        .merge(usage::routes())
         .with_state(ApiState {
             gateway,
             token: token.map(Arc::new),

@@ -9,6 +9,7 @@ pub mod instances;
 pub mod load;
 pub mod serve;
 pub mod tools;
+pub mod usage;
 pub mod webhooks;
 
 use std::process::ExitCode;
@@ -55,6 +56,9 @@ pub enum Command {
     Instances(instances::InstancesArgs),
     /// Event webhooks to your application: endpoints, deliveries, replay, test.
     Webhooks(webhooks::WebhooksArgs),
+    /// Usage metering: record usage, report it per window, push it to KooGallery now,
+    /// backfill, benchmark ingestion.
+    Usage(usage::UsageArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -77,6 +81,7 @@ pub fn run() -> ExitCode {
         Command::Emulator(args) => runtime().and_then(|rt| rt.block_on(emulator::run(args))),
         Command::Instances(args) => runtime().and_then(|rt| rt.block_on(instances::run(args))),
         Command::Webhooks(args) => runtime().and_then(|rt| rt.block_on(webhooks::run(args))),
+        Command::Usage(args) => runtime().and_then(|rt| rt.block_on(usage::run(args))),
     };
     match result {
         Ok(output) => {

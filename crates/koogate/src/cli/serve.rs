@@ -60,6 +60,7 @@ impl Gateway {
             provisioners: config.provisioners.clone(),
             http: crate::webhooks::http_client()?,
             jobs_ready: Arc::new(tokio::sync::Notify::new()),
+            metering: config.metering.clone(),
         })
     }
 }
@@ -172,6 +173,16 @@ pub async fn run_server(
         };
         tasks.spawn(deliverer.run(shutdown.clone()));
     }
+    if db.backend == crate::store::Backend::Sqlite {
+        // As for jobs: a push lease left in a single-node database belongs to a dead process.
+        if let Err(e) = crate::store::usage::release_all_leases(&db).await {
+            tracing::warn!(error = %e, "cannot free the usage-push leases of the previous run");
+        }
+    }
+    let scheduler = crate::metering::push::Scheduler {
+        gateway: gateway.clone(),
+    };
+    tasks.spawn(scheduler.run(shutdown.clone()));
     let app = crate::http::router(
         gateway,
         &config.produce_path,

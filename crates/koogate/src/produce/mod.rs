@@ -70,6 +70,8 @@ pub struct Gateway {
     pub http: reqwest::Client,
     /// Wakes the job workers when a job is enqueued.
     pub jobs_ready: Arc<Notify>,
+    /// Usage windows and push (docs/metering.md).
+    pub metering: crate::metering::Settings,
 }
 
 /// A response ready for the wire: the exact body bytes and their `Body-Sign` value.

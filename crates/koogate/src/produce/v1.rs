@@ -348,7 +348,9 @@ impl Gateway {
                     if let Some(inst) = store_instances::get(conn, id).await?
                         && Gateway::creation_status(&inst).is_ok()
                     {
-                        info.push(self.instance_info(&inst, Some(&self.v1_cipher))?);
+                        let mut entry = self.instance_info(&inst, Some(&self.v1_cipher))?;
+                        entry.usage_info = crate::metering::usage_info(self, conn, &inst).await?;
+                        info.push(entry);
                     }
                 }
                 if info.is_empty() {

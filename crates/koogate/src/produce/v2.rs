@@ -421,7 +421,11 @@ impl Gateway {
             };
             match Gateway::creation_status(&inst) {
                 Ok(ResultCode::Processing) => provisioning = true,
-                Ok(_) => info.push(self.instance_info(&inst, self.v2_cipher.as_ref())?),
+                Ok(_) => {
+                    let mut entry = self.instance_info(&inst, self.v2_cipher.as_ref())?;
+                    entry.usage_info = crate::metering::usage_info(self, conn, &inst).await?;
+                    info.push(entry);
+                }
                 Err(e) => failure = Some(e),
             }
         }

@@ -10,6 +10,7 @@ pub mod instances;
 pub mod jobs;
 pub mod nonces;
 pub mod orders;
+pub mod usage;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -30,6 +30,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "instance.credentials_rotated",
     "order.fetched",
     "webhook.test",
+    "usage.rejected",
 ];
 
 /// The event type of an instance history entry (`instance_events.kind`), if it is published.

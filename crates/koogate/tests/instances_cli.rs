@@ -39,20 +39,7 @@ async fn operators_complete_and_fail_provisionings_from_the_command_line() {
     .await;
     let data = s.data.path().to_path_buf();
     let url = db.url.clone();
-    let koogate = move |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_koogate"))
-            .args(args)
-            .env("KOOGATE_DATABASE_URL", &url)
-            .env("KOOGATE_DATA_DIR", &data)
-            .env_remove("KOOGATE_CONFIG")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let koogate = move |args: &[&str]| common::koogate_cli(&url, &data, &[], args);
     let (code, out, err) = koogate(&["instances", "list", "--state", "provisioning", "--json"]);
     assert_eq!(code, Some(0), "{err}");
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -190,6 +190,22 @@ impl Ctx {
     }
 }
 
+/// The `koogate` binary with the keys and the open API of these tests.
+fn cli(
+    db_url: &str,
+    data: &std::path::Path,
+    openapi: &str,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let env = [
+        ("KOOGATE_BASIC_KEY", BASIC_KEY),
+        ("KOOGATE_AK", AK),
+        ("KOOGATE_SK", SK),
+        ("KOOGATE_OPENAPI_URL", openapi),
+    ];
+    common::koogate_cli(db_url, data, &env, args)
+}
+
 fn event(instance: &str, quantity: &str, at: i64, key: &str) -> Value {
     json!({"instance_id": instance, "quantity": quantity, "occurred_at": at, "idempotency_key": key})
 }
@@ -855,24 +871,7 @@ async fn cli_records_reports_and_pushes() {
     let data = c._data.path().to_path_buf();
     let url = c.config.database_url.clone();
     let openapi = c.config.openapi_url.clone();
-    let koogate = move |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_koogate"))
-            .args(args)
-            .env("KOOGATE_DATABASE_URL", &url)
-            .env("KOOGATE_DATA_DIR", &data)
-            .env("KOOGATE_BASIC_KEY", BASIC_KEY)
-            .env("KOOGATE_AK", AK)
-            .env("KOOGATE_SK", SK)
-            .env("KOOGATE_OPENAPI_URL", &openapi)
-            .env_remove("KOOGATE_CONFIG")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let koogate = move |args: &[&str]| cli(&url, &data, &openapi, args);
     let (code, out, err) = koogate(&[
         "usage",
         "record",
@@ -1034,24 +1033,9 @@ async fn backfill_resends_accepted_windows_billed_once() {
     let data = c._data.path().to_path_buf();
     let url = c.config.database_url.clone();
     let backfill = |openapi: String| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_koogate"))
-            .args(["usage", "backfill", "--json"])
-            .env("KOOGATE_DATABASE_URL", &url)
-            .env("KOOGATE_DATA_DIR", &data)
-            .env("KOOGATE_BASIC_KEY", BASIC_KEY)
-            .env("KOOGATE_AK", AK)
-            .env("KOOGATE_SK", SK)
-            .env("KOOGATE_OPENAPI_URL", openapi)
-            .env_remove("KOOGATE_CONFIG")
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (code, out, err) = cli(&url, &data, &openapi, &["usage", "backfill", "--json"]);
+        assert_eq!(code, Some(0), "{err}");
+        out
     };
     backfill(format!("http://{addr}"));
     let lost: Decimal = fresh.usage().bills().iter().map(|b| b.usage_value).sum();

@@ -257,20 +257,7 @@ async fn webhooks_cli_adds_lists_and_tests_an_endpoint() {
     let db = TestDb::fresh(common::Backend::Sqlite).await;
     let data = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(SECRET_A, Mode::Up).await;
-    let koogate = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_koogate"))
-            .args(args)
-            .env("KOOGATE_DATABASE_URL", &db.url)
-            .env("KOOGATE_DATA_DIR", data.path())
-            .env_remove("KOOGATE_CONFIG")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let koogate = |args: &[&str]| common::koogate_cli(&db.url, data.path(), &[], args);
     let (code, out, err) = koogate(&[
         "webhooks",
         "add",

@@ -229,6 +229,29 @@ impl TestServer {
     }
 }
 
+/// Runs the real `koogate` binary on a database and data directory, with `env` added and no
+/// config file from the working directory; returns the exit code, stdout and stderr.
+pub fn koogate_cli(
+    db_url: &str,
+    data_dir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_koogate"))
+        .args(args)
+        .env("KOOGATE_DATABASE_URL", db_url)
+        .env("KOOGATE_DATA_DIR", data_dir)
+        .envs(env.iter().copied())
+        .env_remove("KOOGATE_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Sends a V2 call to the server at `base`, signed with `key` (fresh nonce, current time).
 pub async fn call_v2(base: &str, key: &str, body: &str) -> Reply {
     let ts = now_ms().to_string();

@@ -1047,3 +1047,49 @@ async fn backfill_resends_accepted_windows_billed_once() {
     assert_eq!(c.total_billed("od-bf"), dec("3.5"));
     assert_eq!(c.api.usage().bills().len(), 1);
 }
+
+/// KooGallery answers `MKT.0999` (HTTP 500): a transient error, retried
+/// after a back-off, nothing rejected; once it recovers, billed once.
+#[tokio::test]
+async fn system_errors_are_retried_then_billed_once() {
+    for backend in BACKENDS {
+        let c = Ctx::new(backend, None).await;
+        c.instance("od-e", true).await;
+        // A usage API that fails every call with KooGallery's system error.
+        let failing = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"error_code":"MKT.0999","error_msg":"system internal error"}"#,
+            )
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, failing).await });
+        let broken = c.gateway_at(&url);
+        let t = t0();
+        c.clock.set(t + 30 * MIN);
+        c.ingest(json!([event("od-e", "4.25", t + 10 * MIN, "e1")]))
+            .await;
+        c.clock.set(t + HOUR_MS + 6 * MIN);
+        let s = c.push_with(&broken).await;
+        assert_eq!((s.accepted, s.rejected), (0, 0), "{s:?}");
+        assert!(s.retrying >= 1, "{s:?}");
+        assert!(
+            s.last_error.as_deref().unwrap_or("").contains("MKT.0999"),
+            "{s:?}"
+        );
+        assert_eq!(
+            c.count("SELECT COUNT(*) FROM usage_buckets WHERE status = 'rejected'")
+                .await,
+            0
+        );
+        // Before the back-off has passed nothing is sent again, even to a working API.
+        assert_eq!(c.push().await.calls, 0);
+        c.clock.advance(HOUR_MS);
+        let s = c.push().await;
+        assert_eq!(s.accepted, 1, "{s:?}");
+        assert_eq!(c.total_billed("od-e"), dec("4.25"));
+        assert_eq!(c.api.usage().bills().len(), 1);
+    }
+}

@@ -29,7 +29,7 @@ use koogallery::model::{Decimal, JsonOrString, Validate, decode_json};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::openapi::{OpenApi, Received, Verdict, json_response};
+use crate::openapi::{OpenApi, Received};
 
 /// Paths of the License code APIs (openapi.md §6): `{v}` is `v1` or `v2`.
 pub const ACTIVATE_PATH: &str = "/api/mkp-openapi-public/global/{v}/license/activate";
@@ -410,15 +410,8 @@ async fn activate_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    json_api(
-        &api,
-        &v,
-        Received::new(&method, &uri, &headers, body),
-        |book, ct, body, now| {
-            let a = book.activate(ct, body, now);
-            (a.status, serde_json::to_value(a.body))
-        },
-    )
+    let received = Received::new(&method, &uri, &headers, body);
+    json_api(&api, &v, received, LicenseBook::activate)
 }
 
 async fn heartbeat_handler(
@@ -429,36 +422,27 @@ async fn heartbeat_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    json_api(
-        &api,
-        &v,
-        Received::new(&method, &uri, &headers, body),
-        |book, ct, body, now| {
-            let a = book.heartbeat(ct, body, now);
-            (a.status, serde_json::to_value(a.body))
-        },
-    )
+    let received = Received::new(&method, &uri, &headers, body);
+    json_api(&api, &v, received, LicenseBook::heartbeat)
 }
 
-type Handler =
-    fn(&mut LicenseBook, Option<&str>, &[u8], i64) -> (u16, serde_json::Result<serde_json::Value>);
-
 /// The APIG check, then one of the JSON license APIs.
-fn json_api(api: &OpenApi, version: &str, received: Received, handle: Handler) -> Response {
+fn json_api<T: Serialize>(
+    api: &OpenApi,
+    version: &str,
+    received: Received,
+    handle: fn(&mut LicenseBook, Option<&str>, &[u8], i64) -> LicenseAnswer<T>,
+) -> Response {
     let access_key = match api.gate(&received) {
         Ok(ak) => ak,
         Err(response) => return *response,
     };
     if !known_version(version) {
-        return finish(
-            api,
-            &received,
-            access_key,
-            plain(
-                LicenseApiCode::ReqParamInvalid,
-                Some(format!("unknown API version {version}")),
-            ),
+        let refusal = plain(
+            LicenseApiCode::ReqParamInvalid,
+            Some(format!("unknown API version {version}")),
         );
+        return finish(api, &received, access_key, refusal);
     }
     let content_type = received
         .headers
@@ -466,33 +450,23 @@ fn json_api(api: &OpenApi, version: &str, received: Received, handle: Handler) -
         .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| v.clone());
     let now = api.now_ms();
-    let (status, body) = handle(
+    let answer = handle(
         &mut api.licenses(),
         content_type.as_deref(),
         &received.body,
         now,
     );
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    api.record(&received, Verdict::Verified { access_key }, status);
-    match body {
-        Ok(body) => json_response(status, &body, &api.request_id()),
-        Err(_) => json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &plain(LicenseApiCode::InternalError, None).body,
-            &api.request_id(),
-        ),
-    }
+    finish(api, &received, access_key, answer)
 }
 
-fn finish(
+fn finish<T: Serialize>(
     api: &OpenApi,
     received: &Received,
     access_key: String,
-    answer: LicenseAnswer<CodeAndMessage>,
+    answer: LicenseAnswer<T>,
 ) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    api.record(received, Verdict::Verified { access_key }, status);
-    json_response(status, &answer.body, &api.request_id())
+    api.answer_verified(received, access_key, status, &answer.body)
 }
 
 /// `POST` [`UPLOAD_PATH`] (multipart; APIG-signed with `UNSIGNED-PAYLOAD`).

@@ -267,12 +267,12 @@ impl OpenApi {
         }
     }
 
-    pub(crate) fn request_id(&self) -> String {
+    fn request_id(&self) -> String {
         let n = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         format!("{:016x}{n:016x}", self.now_ms())
     }
 
-    pub(crate) fn record(&self, received: &Received, verdict: Verdict, status: StatusCode) {
+    fn record(&self, received: &Received, verdict: Verdict, status: StatusCode) {
         lock(&self.log).push(LoggedRequest {
             method: received.method.clone(),
             path: received.path.clone(),
@@ -308,6 +308,19 @@ impl OpenApi {
                 Err(Box::new(response))
             }
         }
+    }
+
+    /// The answer of an API behind the gateway to a verified request: logged, then `body` as
+    /// JSON with `status`.
+    pub(crate) fn answer_verified<T: serde::Serialize>(
+        &self,
+        received: &Received,
+        access_key: String,
+        status: StatusCode,
+        body: &T,
+    ) -> Response {
+        self.record(received, Verdict::Verified { access_key }, status);
+        json_response(status, body, &self.request_id())
     }
 
     /// A gateway error response: the code's HTTP status and
@@ -360,11 +373,7 @@ fn not_found() -> OrderQueryResponse {
     }
 }
 
-pub(crate) fn json_response<T: serde::Serialize>(
-    status: StatusCode,
-    body: &T,
-    request_id: &str,
-) -> Response {
+fn json_response<T: serde::Serialize>(status: StatusCode, body: &T, request_id: &str) -> Response {
     let bytes = match serde_json::to_vec(body) {
         Ok(b) => b,
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -490,8 +499,7 @@ async fn order_query_handler(
             },
         ),
     };
-    api.record(&received, Verdict::Verified { access_key }, status);
-    json_response(status, &answer, &api.request_id())
+    api.answer_verified(&received, access_key, status, &answer)
 }
 
 // ---------------------------------------------------------------------------------------------

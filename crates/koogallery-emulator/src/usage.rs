@@ -37,7 +37,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::openapi::{OpenApi, Received, Verdict, json_response};
+use crate::openapi::{OpenApi, Received};
 
 /// Path of the usage push (openapi.md §3).
 pub const USAGE_PATH: &str = "/api/mkp-openapi-public/global/v1/isv/usage-data";
@@ -502,8 +502,7 @@ fn answer(
     outcome: PushOutcome,
 ) -> Response {
     let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    api.record(received, Verdict::Verified { access_key }, status);
-    json_response(status, &outcome.response, &api.request_id())
+    api.answer_verified(received, access_key, status, &outcome.response)
 }
 
 /// `GET /control/bills`: every bill line and the units deducted from each package.

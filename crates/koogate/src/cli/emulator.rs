@@ -314,12 +314,7 @@ pub async fn run(args: EmulatorArgs) -> Result<String> {
             let path = format!("/control/messages/{}/restart", a.id);
             let v = call(&a.client, "POST", &path, None).await?;
             Ok(render(&a.client, &v, || {
-                let mut out = format!("call #{}: {}", a.id, text(&v["job"]["state"]));
-                if let Some(last) = v["calls"].as_array().and_then(|c| c.last()) {
-                    out.push('\n');
-                    out.push_str(&call_line(last));
-                }
-                out
+                with_last_call(format!("call #{}: {}", a.id, text(&v["job"]["state"])), &v)
             }))
         }
         EmulatorCommand::License(a) => {
@@ -327,36 +322,20 @@ pub async fn run(args: EmulatorArgs) -> Result<String> {
             let body = json!({ "deviceFingerprint": a.fingerprint });
             let v = call(&a.client, "POST", &path, Some(body)).await?;
             Ok(render(&a.client, &v, || {
-                let mut out = format!(
+                let headline = format!(
                     "getLicenseAsync #{} eventId {}: {}",
                     v["job"]["id"],
                     text(&v["job"]["body"]["eventId"]),
                     text(&v["job"]["state"])
                 );
-                if let Some(last) = v["calls"].as_array().and_then(|c| c.last()) {
-                    out.push('\n');
-                    out.push_str(&call_line(last));
-                }
-                out
+                with_last_call(headline, &v)
             }))
         }
         EmulatorCommand::Status(a) => {
             let path = format!("/control/instances/{}/status", a.resource);
             let body = json!({ "status": a.status });
             let v = call(&a.client, "POST", &path, Some(body)).await?;
-            Ok(render(&a.client, &v, || {
-                let mut out = format!(
-                    "{} #{}: {}",
-                    text(&v["job"]["activity"]),
-                    v["job"]["id"],
-                    text(&v["job"]["state"])
-                );
-                if let Some(last) = v["calls"].as_array().and_then(|c| c.last()) {
-                    out.push('\n');
-                    out.push_str(&call_line(last));
-                }
-                out
-            }))
+            Ok(render(&a.client, &v, || job_summary(&v)))
         }
         EmulatorCommand::Sync(a) => {
             let path = format!("/control/instances/{}/sync", a.resource);
@@ -371,19 +350,7 @@ pub async fn run(args: EmulatorArgs) -> Result<String> {
                 "parentCode": a.parent,
             });
             let v = call(&a.client, "POST", &path, Some(body)).await?;
-            Ok(render(&a.client, &v, || {
-                let mut out = format!(
-                    "{} #{}: {}",
-                    text(&v["job"]["activity"]),
-                    v["job"]["id"],
-                    text(&v["job"]["state"])
-                );
-                if let Some(last) = v["calls"].as_array().and_then(|c| c.last()) {
-                    out.push('\n');
-                    out.push_str(&call_line(last));
-                }
-                out
-            }))
+            Ok(render(&a.client, &v, || job_summary(&v)))
         }
         EmulatorCommand::Orders(c) => {
             let v = call(&c, "GET", "/control/orders", None).await?;
@@ -645,6 +612,25 @@ fn order_line(o: &Value) -> String {
         line.push_str(m);
     }
     line
+}
+
+/// `{"job", "calls"}` as a line: the call's activity, id and state, then its last attempt.
+fn job_summary(v: &Value) -> String {
+    let headline = format!(
+        "{} #{}: {}",
+        text(&v["job"]["activity"]),
+        v["job"]["id"],
+        text(&v["job"]["state"])
+    );
+    with_last_call(headline, v)
+}
+
+/// `headline`, then the last call of `{"calls"}`, if any.
+fn with_last_call(headline: String, v: &Value) -> String {
+    match v["calls"].as_array().and_then(|c| c.last()) {
+        Some(last) => format!("{headline}\n{}", call_line(last)),
+        None => headline,
+    }
 }
 
 fn call_line(c: &Value) -> String {

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod produce;
 pub mod provision;
 pub mod seal;
+pub mod service;
 pub mod signed_call;
 pub mod store;
 pub mod webhooks;

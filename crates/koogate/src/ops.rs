@@ -56,7 +56,7 @@ pub async fn complete(gw: &Gateway, id: &str, app: &AppInfo) -> Result<Instance,
     app.validate()
         .map_err(|e| invalid("appInfo", e.to_string()))?;
     let now = gw.clock.now_ms();
-    let mut tx = gw.db.pool.begin().await?;
+    let mut tx = gw.db.begin().await?;
     expect_provisioning(&mut tx, id).await?;
     if !crate::jobs::complete_provisioning(gw, &mut tx, id, app, now).await? {
         return Err(OpsError::Conflict(format!(
@@ -119,7 +119,7 @@ pub async fn fail(
         return Err(invalid("message", "must not be empty"));
     }
     let now = gw.clock.now_ms();
-    let mut tx = gw.db.pool.begin().await?;
+    let mut tx = gw.db.begin().await?;
     expect_provisioning(&mut tx, id).await?;
     if !crate::jobs::fail_provisioning(&mut tx, id, code, message, now).await? {
         return Err(OpsError::Conflict(format!(
@@ -134,7 +134,7 @@ pub async fn fail(
 /// only time the password is shown, besides KooGallery's `queryInstance`).
 pub async fn rotate_credentials(gw: &Gateway, id: &str) -> Result<AppInfo, OpsError> {
     let now = gw.clock.now_ms();
-    let mut tx = gw.db.pool.begin().await?;
+    let mut tx = gw.db.begin().await?;
     let inst = instances::get(&mut tx, id)
         .await?
         .ok_or_else(|| OpsError::NotFound(format!("instance {id}")))?;
@@ -156,7 +156,7 @@ pub async fn rotate_credentials(gw: &Gateway, id: &str) -> Result<AppInfo, OpsEr
     app.password = Some(crate::provision::generate_password());
     let json = serde_json::to_string(&app).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     instances::set_app_info(&mut tx, id, &gw.sealer.seal(&json), now).await?;
-    instances::record_event(
+    crate::service::instances::record_event(
         &mut tx,
         id,
         "credentials_rotated",
@@ -224,7 +224,7 @@ pub async fn send_test(
     endpoint_id: &str,
 ) -> Result<store_webhooks::Delivery, OpsError> {
     let now = gw.clock.now_ms();
-    let mut tx = gw.db.pool.begin().await?;
+    let mut tx = gw.db.begin().await?;
     if store_webhooks::endpoint(&mut tx, endpoint_id)
         .await?
         .is_none()

@@ -418,3 +418,93 @@ async fn database_unavailable_answers_000005_and_writes_nothing() {
         s.stop().await;
     }
 }
+
+/// Freezes, unfreezes, renewals and upgrades racing a release of the same instance: every
+/// change is serialised by the instance's version, so the history is one chain (each entry
+/// starts where the previous one ended, `seq` grows with each) and nothing is applied
+/// after `released`. A renewal or upgrade that lost the race is refused with `000003`, never
+/// `000005`.
+#[tokio::test]
+async fn racing_commands_on_one_instance_form_one_chain() {
+    for backend in BACKENDS {
+        let db = TestDb::fresh(backend).await;
+        let s = TestServer::start(&db, Options::default()).await;
+        let id = provisioned(&s, "CS-RACE").await;
+        let mut calls = Vec::new();
+        for i in 0..40 {
+            let body = match i % 5 {
+                0 => format!(
+                    r#"{{"activity":"updateInstanceStatus","instanceId":"{id}","status":"FREEZE"}}"#
+                ),
+                1 => format!(
+                    r#"{{"activity":"updateInstanceStatus","instanceId":"{id}","status":"UNFREEZE"}}"#
+                ),
+                2 => format!(
+                    r#"{{"activity":"refreshInstance","expireTime":"2030112402{:04}256","instanceId":"{id}","orderId":"CS-R{i}","orderLineId":"CS-R{i}-000001","scene":"RENEWAL"}}"#,
+                    i
+                ),
+                3 => format!(
+                    r#"{{"activity":"upgradeInstance","instanceId":"{id}","orderId":"CS-U{i}","orderLineId":"CS-U{i}-000001"}}"#
+                ),
+                _ if i == 24 => format!(r#"{{"activity":"releaseInstance","instanceId":"{id}"}}"#),
+                _ => format!(r#"{{"activity":"queryInstance","instanceId":"{id}"}}"#),
+            };
+            let base = s.base.clone();
+            calls.push(tokio::spawn(async move {
+                let r = common::call_v2(&base, BASIC_KEY, &body).await;
+                (body, r.code().to_owned())
+            }));
+        }
+        for call in calls {
+            let (body, code) = call.await.unwrap();
+            assert!(
+                matches!(code.as_str(), "000000" | "000003"),
+                "{backend:?}: {body} answered {code}"
+            );
+        }
+        let rows = sqlx::query(
+            "SELECT kind, from_state, to_state, seq FROM instance_events WHERE instance_id = $1 ORDER BY seq",
+        )
+        .bind(&id)
+        .fetch_all(&s.db.pool)
+        .await
+        .unwrap();
+        use sqlx::Row;
+        let mut prev_state: Option<String> = None;
+        let mut prev_seq = 0i64;
+        for row in &rows {
+            let kind: String = row.get("kind");
+            let from: Option<String> = row.get("from_state");
+            let to: String = row.get("to_state");
+            let seq: i64 = row.get("seq");
+            // seq is the version the entry produced: it only grows (changes without an entry,
+            // such as the access information, move it too).
+            assert!(
+                seq > prev_seq,
+                "{backend:?}: {kind} has seq {seq} after {prev_seq}"
+            );
+            if prev_state.is_some() {
+                assert_eq!(
+                    from, prev_state,
+                    "{backend:?}: {kind} does not start where the chain ended"
+                );
+            }
+            assert_ne!(
+                prev_state.as_deref(),
+                Some("released"),
+                "{backend:?}: {kind} applied after the release"
+            );
+            prev_state = Some(to);
+            prev_seq = seq;
+        }
+        assert_eq!(prev_state.as_deref(), Some("released"), "{backend:?}");
+        assert_eq!(
+            s.count(&format!(
+                "SELECT COUNT(*) FROM instances WHERE instance_id = '{id}' AND state = 'released'"
+            ))
+            .await,
+            1
+        );
+        s.stop().await;
+    }
+}

@@ -476,7 +476,7 @@ async fn bench_on(args: &BenchArgs, url: &str) -> Result<String> {
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
     {
-        let mut tx = db.pool.begin().await?;
+        let mut tx = db.begin().await?;
         for i in 0..args.instances {
             let id = format!("{run}-{i}");
             let new = crate::store::instances::NewInstance {

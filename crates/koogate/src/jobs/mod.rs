@@ -161,7 +161,7 @@ impl Runner {
         tracing::error!(job = %job.id, kind = %job.kind, code = %code, error = %message, "job failed permanently");
         let result: Result<(), JobError> = async {
             let now = self.gateway.clock.now_ms();
-            let mut tx = self.gateway.db.pool.begin().await?;
+            let mut tx = self.gateway.db.begin().await?;
             if !jobs::give_up(&mut tx, &job.id, &self.worker_id, message, now).await? {
                 return Ok(());
             }
@@ -207,7 +207,7 @@ impl Runner {
             })?;
         let gw = &self.gateway;
         let now = gw.clock.now_ms();
-        let mut tx = gw.db.pool.begin().await?;
+        let mut tx = gw.db.begin().await?;
         let buyer = order
             .buyer_info
             .as_ref()
@@ -259,7 +259,7 @@ impl Runner {
                 Some(purpose @ ("upgrade" | "change")) => {
                     let detail = serde_json::json!({"purpose": purpose, "productId": data.product_id, "skuCode": data.sku_code, "quantity": data.quantity}).to_string();
                     if let Some(inst) = instances::get(&mut tx, instance_id).await? {
-                        instances::record_event(
+                        crate::service::instances::record_event(
                             &mut tx,
                             instance_id,
                             "specification_changed",
@@ -313,7 +313,7 @@ impl Runner {
             None
         };
         let now = gw.clock.now_ms();
-        let mut tx = gw.db.pool.begin().await?;
+        let mut tx = gw.db.begin().await?;
         match outcome {
             Some(Outcome::Ready(app)) => {
                 complete_provisioning(gw, &mut tx, instance_id, &app, now).await?;
@@ -391,7 +391,7 @@ pub async fn complete_provisioning(
     if !instances::set_state(conn, instance_id, t.from, t.to, now).await? {
         return Ok(false);
     }
-    instances::record_event(
+    crate::service::instances::record_event(
         conn,
         instance_id,
         Command::Provisioned.event_kind(),
@@ -424,7 +424,7 @@ pub async fn fail_provisioning(
         return Ok(false);
     }
     instances::set_failure(conn, instance_id, code.code(), message, now).await?;
-    instances::record_event(
+    crate::service::instances::record_event(
         conn,
         instance_id,
         Command::ProvisionFailed.event_kind(),

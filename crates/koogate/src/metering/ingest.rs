@@ -272,7 +272,7 @@ async fn store_batch(
         late: 0,
         rejected: Vec::new(),
     };
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let mut ids: Vec<&str> = checked
         .iter()
         .flat_map(|c| [c.instance_id.as_str(), c.pkg_instance.as_str()])

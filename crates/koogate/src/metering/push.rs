@@ -189,7 +189,7 @@ async fn push_batch(
             }
             Verdict::Retry(error) => {
                 tracing::warn!(error = %error, windows = batch.len() + queue.iter().map(Vec::len).sum::<usize>(), "usage push failed; retrying later");
-                let mut tx = gateway.db.pool.begin().await?;
+                let mut tx = gateway.db.begin().await?;
                 for b in batch.iter().chain(queue.iter().flatten()) {
                     let next = now.saturating_add(gateway.metering.backoff_ms(b.attempts + 1));
                     usage::retry_later(&mut tx, &b.metering_sn, next, &error, now).await?;
@@ -343,7 +343,7 @@ async fn settle(
     now: i64,
     summary: &mut PushSummary,
 ) -> Result<(), StoreError> {
-    let mut tx = gateway.db.pool.begin().await?;
+    let mut tx = gateway.db.begin().await?;
     for b in batch {
         let refusal = abnormal
             .get(&b.metering_sn)
@@ -379,7 +379,7 @@ async fn settle(
 
 /// Marks sealed windows older than 21 days `expired` (never sent: `MKT.9004`).
 async fn expire_old(gateway: &Gateway, now: i64) -> Result<usize, StoreError> {
-    let mut tx = gateway.db.pool.begin().await?;
+    let mut tx = gateway.db.begin().await?;
     let old = usage::sealed_before(&mut tx, now.saturating_sub(MAX_AGE_MS)).await?;
     let mut n = 0;
     let reason = "the window began more than 21 days ago: KooGallery refuses it (MKT.9004)";

@@ -20,13 +20,15 @@ use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
-use crate::domain::instance::{self, Command};
+use crate::domain::instance::Command;
 use crate::error::AppError;
 use crate::openapi::OpenApiClient;
 use crate::provision::Templates;
 use crate::seal::Sealer;
+use crate::service::instances as service;
 use crate::store::audit::Entry;
 use crate::store::instances::Instance;
+use crate::store::uow::{CommitError, UnitOfWork};
 use crate::store::{Db, audit, instances, jobs, nonces};
 
 /// The access keys, one per interface type (spec README §3).
@@ -128,7 +130,7 @@ impl Gateway {
     /// transaction of its own. A failure here is logged: the caller's answer stands.
     async fn record_rejection(&self, audit: &Entry, nonce: Option<(&str, &str, i64)>) {
         let result: Result<(), AppError> = async {
-            let mut tx = self.db.pool.begin().await?;
+            let mut tx = self.db.begin().await?;
             if let Some((scope, nonce, expires_at)) = nonce {
                 nonces::remember(&mut tx, scope, nonce, audit.at, expires_at).await?;
             }
@@ -142,10 +144,10 @@ impl Gateway {
         }
     }
 
-    /// Enqueues a job inside the caller's transaction; workers are woken after commit.
-    async fn enqueue(
+    /// Enqueues a job as a step of a unit of work; workers are woken after its commit.
+    fn enqueue_in(
         &self,
-        conn: &mut AnyConnection,
+        unit: &mut UnitOfWork,
         kind: &str,
         payload: &JobPayload,
         dedupe: Option<&str>,
@@ -153,7 +155,7 @@ impl Gateway {
     ) -> Result<(), AppError> {
         let payload = serde_json::to_string(payload)
             .map_err(|e| AppError::Store(crate::store::StoreError::Corrupt(e.to_string())))?;
-        jobs::enqueue(conn, kind, &payload, dedupe, now, JOB_MAX_ATTEMPTS, now).await?;
+        jobs::enqueue_in(unit, kind, &payload, dedupe, now, JOB_MAX_ATTEMPTS, now);
         Ok(())
     }
 
@@ -185,56 +187,55 @@ impl Gateway {
         })
     }
 
-    /// A renewal (saas.md §5.3, §13.3): the new absolute expiry, applied once per order id
-    /// (renewal refunds shorten it the same way). Returns false for a repeat of an applied order.
+    /// A renewal inside a transaction the caller holds (V1). Returns false for a repeat.
     pub(super) async fn renew(
         &self,
         conn: &mut AnyConnection,
         r: &Renewal<'_>,
         now: i64,
     ) -> Result<bool, AppError> {
-        let inst = Gateway::instance(conn, r.instance_id).await?;
-        let expire_at = koogallery::time::parse_expire_time(r.expire_time).map_err(|e| {
-            koogallery::Error::from(koogallery::error::FieldError::invalid(
-                "expireTime",
-                e.to_string(),
-            ))
-        })?;
-        let t = instance::apply(inst.state, Command::Renew)?;
-        let (_, first) =
-            instances::apply_order_once(conn, r.order_id, "refreshInstance", r.instance_id, now)
-                .await?;
-        if !first {
-            return Ok(false);
+        let mut unit = UnitOfWork::new();
+        let (_, applied) = service::renew(conn, &mut unit, r, now).await?;
+        service::run_in(conn, &unit).await?;
+        Ok(applied)
+    }
+
+    /// A state command inside a transaction the caller holds (V1, jobs).
+    pub(super) async fn change_state(
+        &self,
+        conn: &mut AnyConnection,
+        instance_id: &str,
+        command: Command,
+        order_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), AppError> {
+        let mut unit = UnitOfWork::new();
+        service::change_state(conn, &mut unit, instance_id, command, order_id, now).await?;
+        service::run_in(conn, &unit).await
+    }
+
+    /// Commits a call's unit of work with its nonce (first: a replay writes nothing) and its
+    /// audit row, then wakes the job workers. Nothing is answered before this returns.
+    pub(super) async fn commit_call(
+        &self,
+        nonce: (&str, &str, i64),
+        mut unit: UnitOfWork,
+        audit: &mut Entry,
+        code: ResultCode,
+        started: Instant,
+    ) -> Result<(), CommitError> {
+        let now = audit.at;
+        let mut all = UnitOfWork::new();
+        nonces::remember_in(&mut all, nonce.0, nonce.1, now, nonce.2);
+        all.extend(std::mem::take(&mut unit));
+        finish_audit(audit, code, started);
+        audit::insert_in(&mut all, audit);
+        let wakes = all.enqueues_jobs;
+        self.db.commit(all).await?;
+        if wakes {
+            self.jobs_ready.notify_waiters();
         }
-        let trial = r.trial_to_formal.then_some(false);
-        instances::set_expiry(
-            conn,
-            r.instance_id,
-            koogallery::time::epoch_millis(expire_at),
-            trial,
-            now,
-        )
-        .await?;
-        if let Some(product_id) = r.product_id {
-            let data = instances::OrderData {
-                product_id: Some(product_id.to_owned()),
-                ..Default::default()
-            };
-            instances::set_order_data(conn, r.instance_id, &data, now).await?;
-        }
-        instances::record_event(
-            conn,
-            r.instance_id,
-            Command::Renew.event_kind(),
-            Some(t.from),
-            t.to,
-            Some(r.order_id),
-            Some(&r.detail),
-            now,
-        )
-        .await?;
-        Ok(true)
+        Ok(())
     }
 
     /// The answer code of an instance that exists: ready, still provisioning, or failed.
@@ -270,10 +271,7 @@ impl Gateway {
         code: ResultCode,
         started: Instant,
     ) -> Result<(), AppError> {
-        audit.verdict = "ok".to_owned();
-        audit.result_code = code.code().to_owned();
-        audit.result_msg = Some(code.message().to_owned());
-        audit.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+        finish_audit(audit, code, started);
         audit::insert(&mut tx, audit).await?;
         tx.commit().await?;
         self.jobs_ready.notify_waiters();
@@ -353,22 +351,21 @@ impl<N: NewAnswer> Reply<N> {
     }
 }
 
-/// What a renewal carries, from either protocol generation.
-pub(super) struct Renewal<'a> {
-    pub instance_id: &'a str,
-    pub order_id: &'a str,
-    pub expire_time: &'a str,
-    pub trial_to_formal: bool,
-    pub product_id: Option<&'a str>,
-    /// JSON recorded with the event.
-    pub detail: String,
-}
+pub(super) use crate::service::instances::Renewal;
 
 /// Encrypts the credentials of access information with a field cipher (V1 always; V2 when
 /// configured, security.md §13).
 pub(super) fn encrypt_credentials(app: &mut AppInfo, cipher: &FieldCipher) {
     app.user_name = app.user_name.as_deref().map(|u| cipher.encrypt(u));
     app.password = app.password.as_deref().map(|p| cipher.encrypt(p));
+}
+
+/// Fills the audit fields of a successful call.
+fn finish_audit(audit: &mut Entry, code: ResultCode, started: Instant) {
+    audit.verdict = "ok".to_owned();
+    audit.result_code = code.code().to_owned();
+    audit.result_msg = Some(code.message().to_owned());
+    audit.latency_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
 }
 
 /// Fills the audit fields of a failed call.

@@ -99,7 +99,7 @@ impl Gateway {
         started: Instant,
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         if !nonces::remember(&mut tx, "v1", token, now, expires_at).await? {
             return Err(AppError::Replayed);
         }
@@ -145,7 +145,7 @@ impl Gateway {
         };
         let outcome = crate::provision::call(rule, &self.http, &inst, self.now()).await;
         let now = self.now();
-        let mut tx = self.db.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let result = match outcome {
             Ok(Outcome::Ready(app)) => {
                 crate::jobs::complete_provisioning(self, &mut tx, &instance_id, &app, now).await?;
@@ -310,7 +310,7 @@ impl Gateway {
                         "{{\"skuCode\":\"{}\",\"productId\":\"{}\"}}",
                         r.sku_code, r.product_id
                     );
-                    store_instances::record_event(
+                    crate::service::instances::record_event(
                         conn,
                         &inst.instance_id,
                         Command::Upgrade.event_kind(),
@@ -438,7 +438,7 @@ impl Gateway {
                 now,
             )
             .await?;
-            store_instances::record_event(
+            crate::service::instances::record_event(
                 conn,
                 &inst.instance_id,
                 "created",

@@ -16,9 +16,12 @@ use super::{
 };
 use crate::domain::instance::{self, Command, State};
 use crate::error::AppError;
+use crate::service::instances as service;
 use crate::store::audit::Entry;
+use crate::store::instances::NewEvent;
 use crate::store::instances::{self as store_instances, Instance, NewInstance};
 use crate::store::nonces;
+use crate::store::uow::{CommitError, UnitOfWork};
 
 /// This generation's answers.
 type Reply = super::Reply<saas_v2::NewInstanceResponse>;
@@ -117,6 +120,10 @@ impl Gateway {
         }
     }
 
+    /// Decides a call on what it reads and commits the decision as one unit of work with its
+    /// nonce and audit row. A unit whose reads went stale in the meantime (a compare-and-set
+    /// conflict) is decided again on fresh reads; a second order line, which needs the order,
+    /// is applied in a transaction of its own.
     #[allow(clippy::too_many_arguments)]
     async fn v2_apply(
         &self,
@@ -129,34 +136,107 @@ impl Gateway {
         started: Instant,
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
-        let mut tx = self.db.pool.begin().await?;
+        let request = SaasV2Request::decode(body)?;
+        audit.test = request.test_flag();
+        if let (Some(order), SaasV2Request::NewInstance(r)) = (order, &request) {
+            return self
+                .v2_second_line(scope, nonce, expires_at, r, order, now, started, audit)
+                .await;
+        }
+        let mut retry = None;
+        for _ in 0..MAX_DECISIONS {
+            let mut unit = UnitOfWork::new();
+            let reply = if request.test_flag() {
+                self.v2_test(&request)
+            } else {
+                let mut conn = self.db.pool.acquire().await?;
+                self.v2_decide(&mut conn, &mut unit, &request, retry, now, audit)
+                    .await?
+            };
+            match self
+                .commit_call(
+                    (scope, nonce, expires_at),
+                    unit,
+                    audit,
+                    reply.code(),
+                    started,
+                )
+                .await
+            {
+                Ok(()) => return Ok(reply),
+                Err(CommitError::Conflict("nonce")) => return Err(AppError::Replayed),
+                Err(CommitError::Conflict(label)) => retry = Some(label),
+                Err(CommitError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict)
+    }
+
+    /// A `newInstance` of a later line of an order, with the order read: in a transaction of
+    /// its own, since joining an on-demand instance reads and claims several keys.
+    #[allow(clippy::too_many_arguments)]
+    async fn v2_second_line(
+        &self,
+        scope: &str,
+        nonce: &str,
+        expires_at: i64,
+        r: &saas_v2::NewInstance,
+        order: &OrderInfo,
+        now: i64,
+        started: Instant,
+        audit: &mut Entry,
+    ) -> Result<Reply, AppError> {
+        let mut tx = self.db.begin().await?;
         if !nonces::remember(&mut tx, scope, nonce, now, expires_at).await? {
             return Err(AppError::Replayed);
         }
-        let request = SaasV2Request::decode(body)?;
-        audit.test = request.test_flag();
-        let reply = if request.test_flag() {
-            self.v2_test(&request)
-        } else {
-            self.v2_dispatch(&mut tx, &request, order, now, audit)
-                .await?
+        audit.order_id = Some(r.order_id.clone());
+        let line = line_key(&r.order_id, &r.order_line_id);
+        let (inst, created) = match store_instances::keyed(&mut tx, &line).await? {
+            Some(id) => (service::load(&mut tx, &id).await?, false),
+            None => match on_demand_product(order, &r.order_line_id) {
+                Some(product_id) => {
+                    self.join_on_demand(&mut tx, r, order, product_id, now)
+                        .await?
+                }
+                None => self.create_line(&mut tx, r, &r.business_id, now).await?,
+            },
         };
+        audit.instance_id = Some(inst.instance_id.clone());
+        if created {
+            let mut unit = UnitOfWork::new();
+            self.created_in(
+                &mut unit,
+                &inst.instance_id,
+                r,
+                inst.order_line_id.clone(),
+                now,
+            );
+            service::run_in(&mut tx, &unit).await?;
+        }
+        let reply = Reply::New(saas_v2::NewInstanceResponse::new(
+            Gateway::creation_status(&inst)?,
+            inst.instance_id,
+        ));
         self.commit(tx, audit, reply.code(), started).await?;
         Ok(reply)
     }
 
-    async fn v2_dispatch(
+    /// Reads what the request needs and plans its changes into `unit`. `retry` names the
+    /// conflict that made the previous decision fail.
+    async fn v2_decide(
         &self,
         conn: &mut AnyConnection,
+        unit: &mut UnitOfWork,
         request: &SaasV2Request,
-        order: Option<&OrderInfo>,
+        retry: Option<&'static str>,
         now: i64,
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
         match request {
             SaasV2Request::NewInstance(r) => {
                 audit.order_id = Some(r.order_id.clone());
-                self.new_instance(conn, r, order, now, audit).await
+                self.new_instance(conn, unit, r, retry, now, audit).await
             }
             SaasV2Request::QueryInstance(r) => {
                 audit.instance_id = Some(r.instance_id.clone());
@@ -165,7 +245,7 @@ impl Gateway {
             SaasV2Request::RefreshInstance(r) => {
                 audit.order_id = Some(r.order_id.clone());
                 audit.instance_id = Some(r.instance_id.clone());
-                self.refresh_instance(conn, r, now).await
+                self.refresh_instance(conn, unit, r, now).await
             }
             SaasV2Request::UpdateInstanceStatus(r) => {
                 audit.instance_id = Some(r.instance_id.clone());
@@ -180,15 +260,15 @@ impl Gateway {
                         .into());
                     }
                 };
-                self.change_state(conn, &r.instance_id, command, None, now)
-                    .await?;
+                service::change_state(conn, unit, &r.instance_id, command, None, now).await?;
                 Ok(Reply::ok())
             }
             SaasV2Request::ReleaseInstance(r) => {
                 audit.instance_id = Some(r.instance_id.clone());
                 audit.order_id.clone_from(&r.order_id);
-                self.change_state(
+                service::change_state(
                     conn,
+                    unit,
                     &r.instance_id,
                     Command::Release,
                     r.order_id.as_deref(),
@@ -200,11 +280,23 @@ impl Gateway {
             SaasV2Request::UpgradeInstance(r) => {
                 audit.instance_id = Some(r.instance_id.clone());
                 audit.order_id = Some(r.order_id.clone());
-                self.upgrade_instance(conn, r, now).await
+                if service::upgrade(conn, unit, &r.instance_id, &r.order_id, now).await?
+                    && self.openapi.is_some()
+                {
+                    self.order_fetch_in(
+                        unit,
+                        &r.instance_id,
+                        &r.order_id,
+                        &r.order_line_id,
+                        "upgrade",
+                        now,
+                    )?;
+                }
+                Ok(Reply::ok())
             }
             SaasV2Request::ChangeInstanceCheck(r) => {
                 audit.instance_id = Some(r.instance_id.clone());
-                let inst = Gateway::instance(conn, &r.instance_id).await?;
+                let inst = service::load(conn, &r.instance_id).await?;
                 // A renewal change may apply unless the instance is gone. Without usage data
                 // there is nothing that a downgrade could lose.
                 instance::apply(inst.state, Command::Upgrade)?;
@@ -220,8 +312,7 @@ impl Gateway {
                         ..JobPayload::default()
                     };
                     let dedupe = format!("notify|{}|{}", r.order_id, r.order_line_id);
-                    self.enqueue(conn, JOB_FETCH_ORDER, &payload, Some(&dedupe), now)
-                        .await?;
+                    self.enqueue_in(unit, JOB_FETCH_ORDER, &payload, Some(&dedupe), now)?;
                 }
                 Ok(Reply::ok())
             }
@@ -254,75 +345,97 @@ impl Gateway {
     ///
     /// The request carries no productId, and the order is read in a job, never while KooGallery
     /// waits. The two keys can only differ for a second line of one order, so the first line of
-    /// an order claims it (`v2first|orderId`); a later line is applied again with the order,
-    /// read then (`order`), and joins the instance of an earlier on-demand line of the same
-    /// product.
+    /// an order claims it (`v2first|orderId`, in the creating unit); a later line finds the
+    /// claim taken (a `"first-line"` conflict) and is applied again with the order, read then
+    /// ([`Gateway::v2_second_line`]).
     async fn new_instance(
         &self,
         conn: &mut AnyConnection,
+        unit: &mut UnitOfWork,
         r: &saas_v2::NewInstance,
-        order: Option<&OrderInfo>,
+        retry: Option<&'static str>,
         now: i64,
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
-        let line_key = line_key(&r.order_id, &r.order_line_id);
-        let known = store_instances::keyed(conn, &line_key).await?;
-        let (inst, created) = match (known, order) {
-            (Some(id), _) => (Gateway::instance(conn, &id).await?, false),
-            (None, None) => {
-                let (inst, created) = self.create_line(conn, r, &r.business_id, now).await?;
-                let first = format!("v2first|{}", r.order_id);
-                if created
-                    && store_instances::claim_key(conn, &first, &inst.instance_id, now).await?
-                        != inst.instance_id
-                {
-                    return Err(AppError::OrderUnread);
-                }
-                (inst, created)
-            }
-            (None, Some(order)) => match on_demand_product(order, &r.order_line_id) {
-                Some(product_id) => self.join_on_demand(conn, r, order, product_id, now).await?,
-                None => self.create_line(conn, r, &r.business_id, now).await?,
-            },
-        };
-        audit.instance_id = Some(inst.instance_id.clone());
-        if created {
-            store_instances::record_event(
-                conn,
-                &inst.instance_id,
-                "created",
-                None,
-                State::Provisioning,
-                Some(&r.order_id),
-                None,
-                now,
-            )
-            .await?;
-            let payload = JobPayload {
-                instance_id: Some(inst.instance_id.clone()),
-                order_id: Some(r.order_id.clone()),
-                order_line_id: inst.order_line_id.clone(),
-                purpose: Some("create".to_owned()),
-            };
-            let kind = if self.openapi.is_some() {
-                JOB_FETCH_ORDER
-            } else {
-                JOB_PROVISION
-            };
-            self.enqueue(
-                conn,
-                kind,
-                &payload,
-                Some(&format!("create|{}", inst.instance_id)),
-                now,
-            )
-            .await?;
+        let line = line_key(&r.order_id, &r.order_line_id);
+        if let Some(id) = store_instances::keyed(conn, &line).await? {
+            let inst = service::load(conn, &id).await?;
+            audit.instance_id = Some(id);
+            return Ok(Reply::New(saas_v2::NewInstanceResponse::new(
+                Gateway::creation_status(&inst)?,
+                inst.instance_id,
+            )));
         }
-        let code = Gateway::creation_status(&inst)?;
+        if retry == Some("first-line") {
+            return Err(AppError::OrderUnread);
+        }
+        // The id is the businessId, unless another order line's instance has it (KooGallery
+        // never does this, but the id is not ours): then the creation conflicted on it.
+        let mut id = r.business_id.clone();
+        if retry == Some("create") && store_instances::get(conn, &id).await?.is_some() {
+            id = uuid::Uuid::new_v4().to_string();
+        }
+        let order_line_id = Some(r.order_line_id.clone()).filter(|l| !l.is_empty());
+        let new = NewInstance {
+            instance_id: id.clone(),
+            create_key: line,
+            protocol: "saas_v2",
+            order_id: r.order_id.clone(),
+            order_line_id: order_line_id.clone(),
+            ..NewInstance::default()
+        };
+        store_instances::create_in(unit, &new, now);
+        let first = format!("v2first|{}", r.order_id);
+        store_instances::claim_key_in(unit, "first-line", &first, &id, now);
+        self.created_in(unit, &id, r, order_line_id, now);
+        audit.instance_id = Some(id.clone());
         Ok(Reply::New(saas_v2::NewInstanceResponse::new(
-            code,
-            inst.instance_id,
+            ResultCode::Processing,
+            id,
         )))
+    }
+
+    /// What follows the creation of an instance: its history entry and the job that reads its
+    /// order (with AK/SK) or provisions it.
+    fn created_in(
+        &self,
+        unit: &mut UnitOfWork,
+        instance_id: &str,
+        r: &saas_v2::NewInstance,
+        order_line_id: Option<String>,
+        now: i64,
+    ) {
+        service::record_in(
+            unit,
+            &NewEvent {
+                instance_id,
+                kind: "created",
+                from: None,
+                to: State::Provisioning,
+                order_id: Some(&r.order_id),
+                detail: None,
+                at: now,
+            },
+        );
+        let payload = JobPayload {
+            instance_id: Some(instance_id.to_owned()),
+            order_id: Some(r.order_id.clone()),
+            order_line_id,
+            purpose: Some("create".to_owned()),
+        };
+        let kind = if self.openapi.is_some() {
+            JOB_FETCH_ORDER
+        } else {
+            JOB_PROVISION
+        };
+        // A payload of plain strings always serialises.
+        let _ = self.enqueue_in(
+            unit,
+            kind,
+            &payload,
+            Some(&format!("create|{instance_id}")),
+            now,
+        );
     }
 
     /// Creates (or finds) the instance of one order line, keyed by the line.
@@ -450,6 +563,7 @@ impl Gateway {
     async fn refresh_instance(
         &self,
         conn: &mut AnyConnection,
+        unit: &mut UnitOfWork,
         r: &saas_v2::RefreshInstance,
         now: i64,
     ) -> Result<Reply, AppError> {
@@ -462,70 +576,23 @@ impl Gateway {
             product_id: r.product_id.as_deref(),
             detail: serde_json::json!({"scene": r.scene, "expireTime": r.expire_time}).to_string(),
         };
-        let applied = self.renew(conn, &renewal, now).await?;
+        let (_, applied) = service::renew(conn, unit, &renewal, now).await?;
         if applied && matches!(scene, Some(Scene::RenewalChange)) && self.openapi.is_some() {
-            self.enqueue_order_fetch(
-                conn,
+            self.order_fetch_in(
+                unit,
                 &r.instance_id,
                 &r.order_id,
                 &r.order_line_id,
                 "change",
                 now,
-            )
-            .await?;
+            )?;
         }
         Ok(Reply::ok())
     }
 
-    /// `upgradeInstance` (saas.md §5.6): applied once per order id; the new specification is read
-    /// from the order in a job.
-    async fn upgrade_instance(
+    fn order_fetch_in(
         &self,
-        conn: &mut AnyConnection,
-        r: &saas_v2::UpgradeInstance,
-        now: i64,
-    ) -> Result<Reply, AppError> {
-        let inst = Gateway::instance(conn, &r.instance_id).await?;
-        let transition = instance::apply(inst.state, Command::Upgrade)?;
-        let (_, first) = store_instances::apply_order_once(
-            conn,
-            &r.order_id,
-            "upgradeInstance",
-            &inst.instance_id,
-            now,
-        )
-        .await?;
-        if !first {
-            return Ok(Reply::ok());
-        }
-        store_instances::record_event(
-            conn,
-            &inst.instance_id,
-            Command::Upgrade.event_kind(),
-            Some(transition.from),
-            transition.to,
-            Some(&r.order_id),
-            None,
-            now,
-        )
-        .await?;
-        if self.openapi.is_some() {
-            self.enqueue_order_fetch(
-                conn,
-                &inst.instance_id,
-                &r.order_id,
-                &r.order_line_id,
-                "upgrade",
-                now,
-            )
-            .await?;
-        }
-        Ok(Reply::ok())
-    }
-
-    async fn enqueue_order_fetch(
-        &self,
-        conn: &mut AnyConnection,
+        unit: &mut UnitOfWork,
         instance_id: &str,
         order_id: &str,
         order_line_id: &str,
@@ -538,14 +605,13 @@ impl Gateway {
             order_line_id: Some(order_line_id.to_owned()).filter(|l| !l.is_empty()),
             purpose: Some(purpose.to_owned()),
         };
-        self.enqueue(
-            conn,
+        self.enqueue_in(
+            unit,
             JOB_FETCH_ORDER,
             &payload,
             Some(&format!("{purpose}|{order_id}")),
             now,
         )
-        .await
     }
 
     /// Creates an instance idempotently. The id is the first businessId; if that id is taken by
@@ -569,37 +635,6 @@ impl Gateway {
             })
     }
 
-    /// Applies a state command: compare-and-set on the state, an event when anything changed.
-    pub(super) async fn change_state(
-        &self,
-        conn: &mut AnyConnection,
-        instance_id: &str,
-        command: Command,
-        order_id: Option<&str>,
-        now: i64,
-    ) -> Result<(), AppError> {
-        let inst = Gateway::instance(conn, instance_id).await?;
-        let t = instance::apply(inst.state, command)?;
-        if !t.changed {
-            return Ok(());
-        }
-        if !store_instances::set_state(conn, instance_id, t.from, t.to, now).await? {
-            return Err(AppError::Conflict);
-        }
-        store_instances::record_event(
-            conn,
-            instance_id,
-            command.event_kind(),
-            Some(t.from),
-            t.to,
-            order_id,
-            None,
-            now,
-        )
-        .await?;
-        Ok(())
-    }
-
     /// Sample access information for debugging calls.
     pub(super) fn test_instance_info(&self, id: &str) -> saas_v2::InstanceInfo {
         let vars = crate::provision::Vars {
@@ -616,6 +651,10 @@ impl Gateway {
         }
     }
 }
+
+/// How often a call is decided again after its unit of work lost a race (a compare-and-set
+/// conflict) before it answers `000005`; each retry re-reads what changed.
+const MAX_DECISIONS: usize = 8;
 
 /// How long a `newInstance` for a second line of an order waits for the order (saas.md §6:
 /// inline only when fast); KooGallery's own timeout is 20 s.

@@ -2,6 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
+use super::uow::UnitOfWork;
 use super::{Db, Result, new_id};
 
 /// One audited call.
@@ -44,26 +45,39 @@ impl Entry {
     }
 }
 
+const INSERT: &str = "INSERT INTO audit_log (id, at, family, activity, order_id, instance_id, test, verdict, \
+     result_code, result_msg, latency_us, request) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// The audit row as a step of the call's unit of work.
+pub fn insert_in(unit: &mut UnitOfWork, e: &Entry) {
+    unit.push(
+        INSERT,
+        vec![
+            (&e.id).into(),
+            e.at.into(),
+            (&e.family).into(),
+            (&e.activity).into(),
+            (&e.order_id).into(),
+            (&e.instance_id).into(),
+            e.test.into(),
+            (&e.verdict).into(),
+            (&e.result_code).into(),
+            (&e.result_msg).into(),
+            e.latency_us.into(),
+            (&e.request).into(),
+        ],
+    );
+}
+
 pub async fn insert(conn: &mut AnyConnection, e: &Entry) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (id, at, family, activity, order_id, instance_id, test, verdict, result_code, result_msg, latency_us, request) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(&e.id)
-    .bind(e.at)
-    .bind(&e.family)
-    .bind(&e.activity)
-    .bind(&e.order_id)
-    .bind(&e.instance_id)
-    .bind(i64::from(e.test))
-    .bind(&e.verdict)
-    .bind(&e.result_code)
-    .bind(&e.result_msg)
-    .bind(e.latency_us)
-    .bind(&e.request)
-    .execute(conn)
-    .await?;
-    Ok(())
+    let mut unit = UnitOfWork::new();
+    insert_in(&mut unit, e);
+    super::uow::run_sqlx(conn, &unit)
+        .await
+        .map_err(|e| match e {
+            super::uow::CommitError::Store(e) => e,
+            super::uow::CommitError::Conflict(label) => super::StoreError::Commit(label.to_owned()),
+        })
 }
 
 /// Rewrites the outcome of an audited call (a V1 `newInstance` provisioned by the merchant's

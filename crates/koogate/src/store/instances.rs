@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::uow::UnitOfWork;
 use super::{Result, StoreError, new_id};
 use crate::domain::instance::State;
 
@@ -28,6 +29,8 @@ pub struct Instance {
     pub failure_msg: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Bumped by every change: what a compare-and-set compares.
+    pub version: i64,
 }
 
 /// What is known when an instance is created.
@@ -48,7 +51,7 @@ pub struct NewInstance {
 }
 
 const COLUMNS: &str = "instance_id, create_key, protocol, order_id, order_line_id, product_id, sku_code, \
-    charging_mode, quantity, customer_id, state, trial, expire_at, app_info, failure_code, failure_msg, created_at, updated_at";
+    charging_mode, quantity, customer_id, state, trial, expire_at, app_info, failure_code, failure_msg, created_at, updated_at, version";
 
 fn from_row(row: &AnyRow) -> Result<Instance> {
     let state: String = row.try_get("state")?;
@@ -72,6 +75,7 @@ fn from_row(row: &AnyRow) -> Result<Instance> {
         failure_msg: row.try_get("failure_msg")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        version: row.try_get("version")?,
     })
 }
 
@@ -199,7 +203,7 @@ pub async fn set_state(
     now_ms: i64,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE instances SET state = $1, updated_at = $2 WHERE instance_id = $3 AND state = $4",
+        "UPDATE instances SET state = $1, updated_at = $2, version = version + 1 WHERE instance_id = $3 AND state = $4",
     )
     .bind(to.as_str())
     .bind(now_ms)
@@ -218,7 +222,7 @@ pub async fn set_expiry(
     trial: Option<bool>,
     now_ms: i64,
 ) -> Result<()> {
-    sqlx::query("UPDATE instances SET expire_at = $1, trial = COALESCE($2, trial), updated_at = $3 WHERE instance_id = $4")
+    sqlx::query("UPDATE instances SET expire_at = $1, trial = COALESCE($2, trial), updated_at = $3, version = version + 1 WHERE instance_id = $4")
         .bind(expire_at)
         .bind(trial.map(i64::from))
         .bind(now_ms)
@@ -251,7 +255,7 @@ pub async fn set_order_data(
         "UPDATE instances SET product_id = COALESCE($1, product_id), sku_code = COALESCE($2, sku_code), \
          charging_mode = COALESCE($3, charging_mode), quantity = COALESCE($4, quantity), \
          customer_id = COALESCE($5, customer_id), trial = COALESCE($6, trial), expire_at = COALESCE($7, expire_at), \
-         updated_at = $8 WHERE instance_id = $9",
+         updated_at = $8, version = version + 1 WHERE instance_id = $9",
     )
     .bind(&d.product_id)
     .bind(&d.sku_code)
@@ -273,7 +277,7 @@ pub async fn set_app_info(
     sealed: &str,
     now_ms: i64,
 ) -> Result<()> {
-    sqlx::query("UPDATE instances SET app_info = $1, updated_at = $2 WHERE instance_id = $3")
+    sqlx::query("UPDATE instances SET app_info = $1, updated_at = $2, version = version + 1 WHERE instance_id = $3")
         .bind(sealed)
         .bind(now_ms)
         .bind(instance_id)
@@ -289,7 +293,7 @@ pub async fn set_failure(
     msg: &str,
     now_ms: i64,
 ) -> Result<()> {
-    sqlx::query("UPDATE instances SET failure_code = $1, failure_msg = $2, updated_at = $3 WHERE instance_id = $4")
+    sqlx::query("UPDATE instances SET failure_code = $1, failure_msg = $2, updated_at = $3, version = version + 1 WHERE instance_id = $4")
         .bind(code)
         .bind(msg)
         .bind(now_ms)
@@ -312,43 +316,139 @@ pub struct Event {
     pub at: i64,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn record_event(
-    conn: &mut AnyConnection,
+/// A history entry.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    pub instance_id: &'a str,
+    pub kind: &'a str,
+    pub from: Option<State>,
+    pub to: State,
+    pub order_id: Option<&'a str>,
+    pub detail: Option<&'a str>,
+    pub at: i64,
+}
+
+/// A history entry as a step of a unit: the entry's `seq` is the version of the instance when
+/// the entry is written, so write it after the change it records.
+pub fn history_in(unit: &mut UnitOfWork, e: &NewEvent<'_>) {
+    unit.push(
+        "INSERT INTO instance_events (id, instance_id, kind, from_state, to_state, order_id, detail, at, seq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT version FROM instances WHERE instance_id = $2))",
+        vec![
+            new_id().into(),
+            e.instance_id.into(),
+            e.kind.into(),
+            e.from.map(State::as_str).into(),
+            e.to.as_str().into(),
+            e.order_id.into(),
+            e.detail.into(),
+            e.at.into(),
+        ],
+    );
+}
+
+/// The creation of an instance as a step: a `"create"` conflict when its `create_key` or its
+/// id is taken (the caller re-reads: a duplicate, or an id to replace).
+pub fn create_in(unit: &mut UnitOfWork, new: &NewInstance, now_ms: i64) {
+    unit.push_one(
+        "create",
+        "INSERT INTO instances (instance_id, create_key, protocol, order_id, order_line_id, product_id, sku_code, \
+         charging_mode, quantity, customer_id, state, trial, expire_at, created_at, updated_at, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, 1) ON CONFLICT DO NOTHING",
+        vec![
+            (&new.instance_id).into(),
+            (&new.create_key).into(),
+            new.protocol.into(),
+            (&new.order_id).into(),
+            (&new.order_line_id).into(),
+            (&new.product_id).into(),
+            (&new.sku_code).into(),
+            (&new.charging_mode).into(),
+            (&new.quantity).into(),
+            (&new.customer_id).into(),
+            State::Provisioning.as_str().into(),
+            new.trial.into(),
+            new.expire_at.into(),
+            now_ms.into(),
+        ],
+    );
+}
+
+/// `key` → `instance_id` as a step: a conflict named `label` when the key is taken.
+pub fn claim_key_in(
+    unit: &mut UnitOfWork,
+    label: &'static str,
+    key: &str,
     instance_id: &str,
-    kind: &str,
-    from: Option<State>,
-    to: State,
-    order_id: Option<&str>,
-    detail: Option<&str>,
     now_ms: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO instance_events (id, instance_id, kind, from_state, to_state, order_id, detail, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+) {
+    unit.push_one(
+        label,
+        "INSERT INTO instance_keys (key_text, instance_id, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        vec![key.into(), instance_id.into(), now_ms.into()],
+    );
+}
+
+/// What a command changes in an instance; `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub state: Option<State>,
+    pub expire_at: Option<i64>,
+    pub trial: Option<bool>,
+    pub product_id: Option<String>,
+}
+
+/// A change of an instance, conditional on the version it was decided on: a `"version"`
+/// conflict when anything changed the instance since it was read.
+pub fn change_in(unit: &mut UnitOfWork, inst: &Instance, c: &Change, now_ms: i64) {
+    unit.push_one(
+        "version",
+        "UPDATE instances SET state = COALESCE($1, state), expire_at = COALESCE($2, expire_at), \
+         trial = COALESCE($3, trial), product_id = COALESCE($4, product_id), updated_at = $5, \
+         version = version + 1 WHERE instance_id = $6 AND version = $7",
+        vec![
+            c.state.map(State::as_str).into(),
+            c.expire_at.into(),
+            c.trial.map(i64::from).into(),
+            (&c.product_id).into(),
+            now_ms.into(),
+            (&inst.instance_id).into(),
+            inst.version.into(),
+        ],
+    );
+}
+
+/// `(order_id, activity)` applied to an instance, as a step: an `"applied"` conflict when the
+/// order was applied already.
+pub fn apply_order_once_in(
+    unit: &mut UnitOfWork,
+    order_id: &str,
+    activity: &str,
+    instance_id: &str,
+    now_ms: i64,
+) {
+    unit.push_one(
+        "applied",
+        "INSERT INTO applied_orders (order_id, activity, instance_id, applied_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (order_id, activity) DO NOTHING",
+        vec![order_id.into(), activity.into(), instance_id.into(), now_ms.into()],
+    );
+}
+
+/// Whether `(order_id, activity)` was applied already.
+pub async fn order_applied(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    activity: &str,
+) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT 1 FROM applied_orders WHERE order_id = $1 AND activity = $2")
+            .bind(order_id)
+            .bind(activity)
+            .fetch_optional(conn)
+            .await?
+            .is_some(),
     )
-    .bind(new_id())
-    .bind(instance_id)
-    .bind(kind)
-    .bind(from.map(State::as_str))
-    .bind(to.as_str())
-    .bind(order_id)
-    .bind(detail)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?;
-    // The outbox event, in the same transaction (docs/integration.md).
-    crate::webhooks::emit_instance_event(
-        conn,
-        instance_id,
-        kind,
-        from.map(State::as_str),
-        to.as_str(),
-        order_id,
-        detail,
-        now_ms,
-    )
-    .await
 }
 
 /// The history of an instance, oldest first.

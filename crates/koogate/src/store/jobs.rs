@@ -6,6 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::uow::UnitOfWork;
 use super::{Backend, Db, Result, new_id};
 
 /// A claimed job.
@@ -30,6 +31,35 @@ pub struct JobStatus {
     pub last_error: Option<String>,
 }
 
+const ENQUEUE: &str = "INSERT INTO jobs (id, kind, payload, dedupe_key, status, attempts, max_attempts, run_at, \
+     created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING";
+
+/// [`enqueue`] as a step of a unit of work.
+pub fn enqueue_in(
+    unit: &mut UnitOfWork,
+    kind: &str,
+    payload: &str,
+    dedupe_key: Option<&str>,
+    run_at: i64,
+    max_attempts: i64,
+    now_ms: i64,
+) {
+    unit.enqueues_jobs = true;
+    unit.push(
+        ENQUEUE,
+        vec![
+            new_id().into(),
+            kind.into(),
+            payload.into(),
+            dedupe_key.into(),
+            max_attempts.into(),
+            run_at.into(),
+            now_ms.into(),
+            now_ms.into(),
+        ],
+    );
+}
+
 /// Adds a job. With a `dedupe_key`, a second job with the same key is not added (returns false).
 pub async fn enqueue(
     conn: &mut AnyConnection,
@@ -40,20 +70,17 @@ pub async fn enqueue(
     max_attempts: i64,
     now_ms: i64,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO jobs (id, kind, payload, dedupe_key, status, attempts, max_attempts, run_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'pending', 0, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING",
-    )
-    .bind(new_id())
-    .bind(kind)
-    .bind(payload)
-    .bind(dedupe_key)
-    .bind(max_attempts)
-    .bind(run_at)
-    .bind(now_ms)
-    .bind(now_ms)
-    .execute(conn)
-    .await?;
+    let done = sqlx::query(ENQUEUE)
+        .bind(new_id())
+        .bind(kind)
+        .bind(payload)
+        .bind(dedupe_key)
+        .bind(max_attempts)
+        .bind(run_at)
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -10,8 +10,10 @@ pub mod instances;
 pub mod jobs;
 pub mod nonces;
 pub mod orders;
+pub mod uow;
 pub mod usage;
 pub mod webhooks;
+pub mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,11 +28,13 @@ pub enum Backend {
     Postgres,
 }
 
-/// A connection pool and the backend behind it.
+/// A connection pool and the backend behind it; on SQLite also the one writer that commits
+/// units of work ([`writer`]).
 #[derive(Debug, Clone)]
 pub struct Db {
     pub pool: AnyPool,
     pub backend: Backend,
+    writer: Option<writer::Writer>,
 }
 
 /// Errors of the storage layer: the database is unavailable or refused a statement.
@@ -40,6 +44,10 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database write failed: {0}")]
+    Commit(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
 }
@@ -65,12 +73,13 @@ impl Db {
                     format!("{url}?mode=rwc")
                 };
                 let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-                // One connection: SQLite has a single writer, and a pool of one never meets
-                // SQLITE_BUSY on a lock upgrade. WAL keeps readers of other processes (the CLI)
-                // unblocked; synchronous=FULL makes every acknowledged callback durable across a
-                // power cut, not only a crash (KooGallery is told an instanceId only once).
+                // Readers and the writers that are not on the hot path. Every transaction of
+                // theirs is BEGIN IMMEDIATE (`Db::begin`), so none meets SQLITE_BUSY on a lock
+                // upgrade next to the writer thread. WAL keeps readers unblocked;
+                // synchronous=FULL makes every acknowledged change durable across a power cut,
+                // not only a crash (KooGallery is told an instanceId only once).
                 AnyPoolOptions::new()
-                    .max_connections(1)
+                    .max_connections(4)
                     .acquire_timeout(Duration::from_secs(10))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
@@ -93,7 +102,40 @@ impl Db {
                     .await?
             }
         };
-        Ok(Db { pool, backend })
+        let writer = match backend {
+            Backend::Sqlite => sqlite_file(url).map(writer::Writer::start).transpose()?,
+            Backend::Postgres => None,
+        };
+        Ok(Db {
+            pool,
+            backend,
+            writer,
+        })
+    }
+
+    /// Commits a unit of work durably, or not at all: on SQLite through the writer thread (group
+    /// commit), on PostgreSQL in a transaction of its own.
+    pub async fn commit(&self, unit: uow::UnitOfWork) -> std::result::Result<(), uow::CommitError> {
+        if unit.is_empty() {
+            return Ok(());
+        }
+        if let Some(w) = &self.writer {
+            return w.commit(unit).await;
+        }
+        let mut tx = self.begin().await?;
+        uow::run_sqlx(&mut tx, &unit).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// A transaction on the pool. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a read-then-write transaction would otherwise fail with SQLITE_BUSY when
+    /// the writer thread committed in between.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Applies every pending migration (embedded in the binary).
@@ -109,10 +151,24 @@ impl Db {
         Ok(db)
     }
 
-    /// Whether the database answers (for `/readyz`).
+    /// Whether the database answers and its last commit succeeded (for `/readyz`).
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        self.writer.as_ref().is_none_or(writer::Writer::healthy)
+            && sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+/// The file of a `sqlite:` URL, unless the database lives in memory (then there is no file for
+/// a second connection to open, and units run on the pool).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
 }
 
 /// A new time-ordered unique id (UUID v7) as text.

@@ -3,6 +3,7 @@
 
 use sqlx::AnyConnection;
 
+use super::uow::UnitOfWork;
 use super::{Db, Result};
 
 /// Records `nonce` under `scope` until `expires_at`. Returns `false` when it is already
@@ -14,18 +15,28 @@ pub async fn remember(
     now_ms: i64,
     expires_at: i64,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO nonces (scope, nonce, expires_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (scope, nonce) DO UPDATE SET expires_at = excluded.expires_at \
-         WHERE nonces.expires_at < $4",
-    )
-    .bind(scope)
-    .bind(nonce)
-    .bind(expires_at)
-    .bind(now_ms)
-    .execute(conn)
-    .await?;
+    let done = sqlx::query(REMEMBER)
+        .bind(scope)
+        .bind(nonce)
+        .bind(expires_at)
+        .bind(now_ms)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() == 1)
+}
+
+const REMEMBER: &str = "INSERT INTO nonces (scope, nonce, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (scope, nonce) DO UPDATE SET expires_at = excluded.expires_at \
+     WHERE nonces.expires_at < $4";
+
+/// [`remember`] as the first step of a unit of work: a live repeat makes the unit a
+/// `"nonce"` conflict (a replay), and nothing of it is written.
+pub fn remember_in(unit: &mut UnitOfWork, scope: &str, nonce: &str, now_ms: i64, expires_at: i64) {
+    unit.push_one(
+        "nonce",
+        REMEMBER,
+        vec![scope.into(), nonce.into(), expires_at.into(), now_ms.into()],
+    );
 }
 
 /// Forgets every expired entry; returns how many.

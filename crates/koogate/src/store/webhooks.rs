@@ -5,6 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::uow::UnitOfWork;
 use super::{Backend, Db, Result, new_id};
 
 /// An endpoint events are delivered to.
@@ -164,6 +165,50 @@ pub async fn endpoint(conn: &mut AnyConnection, id: &str) -> Result<Option<Endpo
     row.as_ref().map(endpoint_from_row).transpose()
 }
 
+/// An event and a pending delivery to every enabled endpoint that wants its type, as steps of a
+/// unit: two statements whatever the number of endpoints. A delivery's id is derived from the
+/// event's and the endpoint's, so it needs no read of the endpoints.
+pub fn emit_in(
+    unit: &mut UnitOfWork,
+    event_type: &str,
+    instance_id: Option<&str>,
+    payload: String,
+    now_ms: i64,
+) {
+    let event_id = new_id();
+    unit.push(
+        "INSERT INTO webhook_events (id, event_type, instance_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+        vec![
+            (&event_id).into(),
+            event_type.into(),
+            instance_id.into(),
+            payload.into(),
+            now_ms.into(),
+        ],
+    );
+    // event_types is '*' or a comma-separated list; `_` is a LIKE wildcard, so it is escaped.
+    let pattern = format!(
+        "%,{},%",
+        event_type
+            .replace('\\', "\\\\")
+            .replace('_', "\\_")
+            .replace('%', "\\%")
+    );
+    unit.push(
+        "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, instance_id, status, attempts, \
+         next_attempt_at, created_at, updated_at) \
+         SELECT $1 || '-' || id, $1, id, $2, 'pending', 0, $3, $3, $3 FROM webhook_endpoints \
+         WHERE enabled = 1 AND (',' || event_types || ',' LIKE '%,*,%' \
+         OR ',' || event_types || ',' LIKE $4 ESCAPE '\\')",
+        vec![
+            event_id.into(),
+            instance_id.into(),
+            now_ms.into(),
+            pattern.into(),
+        ],
+    );
+}
+
 /// Writes an event and a pending delivery to every enabled endpoint that wants its type; or,
 /// with `only_endpoint`, to that endpoint alone (test events). Call inside the transaction of
 /// the change the event describes. Returns the event id.
@@ -290,7 +335,7 @@ pub async fn finish_attempt(
     next: Next,
     now_ms: i64,
 ) -> Result<bool> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let (status, next_at) = match next {
         Next::Delivered => ("delivered", delivery.next_attempt_at),
         Next::RetryAt(at) => ("pending", at),
@@ -413,7 +458,7 @@ pub async fn attempts(conn: &mut AnyConnection, delivery_id: &str) -> Result<Vec
 /// their attempts), then events no delivery refers to any more. Pending deliveries and their
 /// events are kept whatever their age. Returns (deliveries, events) deleted.
 pub async fn purge(db: &Db, before_ms: i64) -> Result<(u64, u64)> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     sqlx::query(
         "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries \
          WHERE status IN ('delivered', 'failed') AND updated_at < $1)",

@@ -1,5 +1,5 @@
 //! Event webhooks to the merchant's application (docs/integration.md): every lifecycle event is
-//! written to the outbox in the transaction of its change ([`emit_instance_event`]); delivery
+//! written to the outbox in the transaction of its change ([`instance_event_in`]); delivery
 //! workers ([`Deliverer`]) send each one to every endpoint that wants it, signed per the Standard
 //! Webhooks convention, retried with exponential back-off until delivered or too old, in order per
 //! endpoint and instance. Nothing here ever blocks a KooGallery callback.
@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::AnyConnection;
 use tokio::sync::watch;
 
 use crate::produce::Gateway;
 use crate::store::Result as StoreResult;
+use crate::store::instances::NewEvent;
+use crate::store::uow::UnitOfWork;
 use crate::store::webhooks::{self as store, Attempt, Claimed, Next};
 
 /// Every event type, in catalogue order (docs/integration.md). New types are added at the end;
@@ -61,40 +62,29 @@ pub fn envelope(event_type: &str, now_ms: i64, data: Value) -> String {
     json!({"type": event_type, "timestamp": timestamp, "data": data}).to_string()
 }
 
-/// Writes the outbox event of an instance history entry; call in the entry's transaction.
-#[allow(clippy::too_many_arguments)]
-pub async fn emit_instance_event(
-    conn: &mut AnyConnection,
-    instance_id: &str,
-    kind: &str,
-    from: Option<&str>,
-    to: &str,
-    order_id: Option<&str>,
-    detail: Option<&str>,
-    now_ms: i64,
-) -> StoreResult<()> {
-    let Some(event_type) = instance_event_type(kind) else {
-        return Ok(());
+/// The outbox event of an instance history entry, as steps of the entry's unit of work.
+pub fn instance_event_in(unit: &mut UnitOfWork, e: &NewEvent<'_>) {
+    let Some(event_type) = instance_event_type(e.kind) else {
+        return;
     };
     // A JSON detail is passed as JSON, anything else as text.
-    let detail = detail.map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d)));
+    let detail = e
+        .detail
+        .map(|d| serde_json::from_str(d).unwrap_or_else(|_| json!(d)));
     let data = json!({
-        "instance_id": instance_id,
-        "from_state": from,
-        "state": to,
-        "order_id": order_id,
+        "instance_id": e.instance_id,
+        "from_state": e.from.map(crate::domain::instance::State::as_str),
+        "state": e.to.as_str(),
+        "order_id": e.order_id,
         "detail": detail,
     });
-    store::emit(
-        conn,
+    store::emit_in(
+        unit,
         event_type,
-        Some(instance_id),
-        &envelope(event_type, now_ms, data),
-        None,
-        now_ms,
-    )
-    .await?;
-    Ok(())
+        Some(e.instance_id),
+        envelope(event_type, e.at, data),
+        e.at,
+    );
 }
 
 /// The id of an endpoint from the config file: stable across restarts, derived from its URL.
@@ -111,7 +101,7 @@ pub async fn sync_config_endpoints(
 ) -> StoreResult<()> {
     use secrecy::ExposeSecret as _;
     let now = gateway.clock.now_ms();
-    let mut tx = gateway.db.pool.begin().await?;
+    let mut tx = gateway.db.begin().await?;
     let mut keep = Vec::new();
     for e in endpoints {
         let id = config_endpoint_id(&e.url);

@@ -1,0 +1,214 @@
+//! The instance aggregate: creation, state commands, renewals and upgrades, decided on what was
+//! read and written as units of work guarded by the instance's version.
+//!
+//! Every function here reads through `conn` (a pooled connection, or the transaction a caller
+//! still holds) and appends its changes to `unit`; none writes. A change of an instance is
+//! conditional on the version it was read at, so a unit decided on a stale read fails as a
+//! `"version"` conflict and the caller decides again: a renewal that loses the race against a
+//! release re-reads the released instance and is refused, never applied after it.
+
+use sqlx::AnyConnection;
+
+use crate::domain::instance::{self, Command, State};
+use crate::error::AppError;
+use crate::store::StoreError;
+use crate::store::instances::{self as store, Change, Instance, NewEvent};
+use crate::store::uow::{CommitError, UnitOfWork, run_sqlx};
+
+/// A history entry and its outbox event.
+pub fn record_in(unit: &mut UnitOfWork, e: &NewEvent<'_>) {
+    store::history_in(unit, e);
+    crate::webhooks::instance_event_in(unit, e);
+}
+
+/// [`record_in`] inside a transaction the caller holds.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_event(
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    kind: &str,
+    from: Option<State>,
+    to: State,
+    order_id: Option<&str>,
+    detail: Option<&str>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let mut unit = UnitOfWork::new();
+    record_in(
+        &mut unit,
+        &NewEvent {
+            instance_id,
+            kind,
+            from,
+            to,
+            order_id,
+            detail,
+            at: now_ms,
+        },
+    );
+    run_in(conn, &unit).await.map_err(|e| match e {
+        AppError::Store(e) => e,
+        other => StoreError::Commit(other.to_string()),
+    })
+}
+
+/// Runs a unit inside a transaction the caller holds; a conflict there is [`AppError::Conflict`].
+pub async fn run_in(conn: &mut AnyConnection, unit: &UnitOfWork) -> Result<(), AppError> {
+    run_sqlx(conn, unit).await.map_err(AppError::from)
+}
+
+/// Loads an instance or answers `000003`.
+pub async fn load(conn: &mut AnyConnection, id: &str) -> Result<Instance, AppError> {
+    store::get(conn, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(id.to_owned()))
+}
+
+/// A state command (freeze, unfreeze, release): the guarded change and its event. Nothing is
+/// added when the command changes nothing (a repeat).
+pub fn transition_in(
+    unit: &mut UnitOfWork,
+    inst: &Instance,
+    command: Command,
+    order_id: Option<&str>,
+    now: i64,
+) -> Result<(), AppError> {
+    let t = instance::apply(inst.state, command)?;
+    if !t.changed {
+        return Ok(());
+    }
+    store::change_in(
+        unit,
+        inst,
+        &Change {
+            state: Some(t.to),
+            ..Change::default()
+        },
+        now,
+    );
+    record_in(
+        unit,
+        &NewEvent {
+            instance_id: &inst.instance_id,
+            kind: command.event_kind(),
+            from: Some(t.from),
+            to: t.to,
+            order_id,
+            detail: None,
+            at: now,
+        },
+    );
+    Ok(())
+}
+
+/// Reads an instance and plans a state command on it.
+pub async fn change_state(
+    conn: &mut AnyConnection,
+    unit: &mut UnitOfWork,
+    instance_id: &str,
+    command: Command,
+    order_id: Option<&str>,
+    now: i64,
+) -> Result<(), AppError> {
+    let inst = load(conn, instance_id).await?;
+    transition_in(unit, &inst, command, order_id, now)
+}
+
+/// What a renewal carries, from either protocol generation.
+pub struct Renewal<'a> {
+    pub instance_id: &'a str,
+    pub order_id: &'a str,
+    pub expire_time: &'a str,
+    pub trial_to_formal: bool,
+    pub product_id: Option<&'a str>,
+    /// JSON recorded with the event.
+    pub detail: String,
+}
+
+/// A renewal (saas.md §5.3, §13.3): the new absolute expiry, applied once per order id
+/// (renewal refunds shorten it the same way). Returns the instance as read, and whether the
+/// order is new (false: a repeat of an applied order, nothing planned).
+pub async fn renew(
+    conn: &mut AnyConnection,
+    unit: &mut UnitOfWork,
+    r: &Renewal<'_>,
+    now: i64,
+) -> Result<(Instance, bool), AppError> {
+    let inst = load(conn, r.instance_id).await?;
+    let expire_at = koogallery::time::parse_expire_time(r.expire_time).map_err(|e| {
+        koogallery::Error::from(koogallery::error::FieldError::invalid(
+            "expireTime",
+            e.to_string(),
+        ))
+    })?;
+    let t = instance::apply(inst.state, Command::Renew)?;
+    if store::order_applied(conn, r.order_id, "refreshInstance").await? {
+        return Ok((inst, false));
+    }
+    store::apply_order_once_in(unit, r.order_id, "refreshInstance", r.instance_id, now);
+    store::change_in(
+        unit,
+        &inst,
+        &Change {
+            expire_at: Some(koogallery::time::epoch_millis(expire_at)),
+            trial: r.trial_to_formal.then_some(false),
+            product_id: r.product_id.map(str::to_owned),
+            ..Change::default()
+        },
+        now,
+    );
+    record_in(
+        unit,
+        &NewEvent {
+            instance_id: r.instance_id,
+            kind: Command::Renew.event_kind(),
+            from: Some(t.from),
+            to: t.to,
+            order_id: Some(r.order_id),
+            detail: Some(&r.detail),
+            at: now,
+        },
+    );
+    Ok((inst, true))
+}
+
+/// An upgrade (saas.md §5.6), applied once per order id. Returns whether the order is new.
+pub async fn upgrade(
+    conn: &mut AnyConnection,
+    unit: &mut UnitOfWork,
+    instance_id: &str,
+    order_id: &str,
+    now: i64,
+) -> Result<bool, AppError> {
+    let inst = load(conn, instance_id).await?;
+    let t = instance::apply(inst.state, Command::Upgrade)?;
+    if store::order_applied(conn, order_id, "upgradeInstance").await? {
+        return Ok(false);
+    }
+    store::apply_order_once_in(unit, order_id, "upgradeInstance", instance_id, now);
+    // No column changes (the new specification is read from the order later), but the version
+    // moves, so the upgrade is ordered against a concurrent release.
+    store::change_in(unit, &inst, &Change::default(), now);
+    record_in(
+        unit,
+        &NewEvent {
+            instance_id,
+            kind: Command::Upgrade.event_kind(),
+            from: Some(t.from),
+            to: t.to,
+            order_id: Some(order_id),
+            detail: None,
+            at: now,
+        },
+    );
+    Ok(true)
+}
+
+impl From<CommitError> for AppError {
+    fn from(e: CommitError) -> AppError {
+        match e {
+            CommitError::Conflict(_) => AppError::Conflict,
+            CommitError::Store(e) => AppError::Store(e),
+        }
+    }
+}

@@ -113,6 +113,20 @@ async fn mixed_load_with_baseline_against_a_real_server() {
 
     // The server really did the work: the warm-up and measured newInstance calls created
     // instances (the baseline's ids never reach it).
+    // The check after the measurement: every instance created by the measured newInstance
+    // calls was provisioned by the built-in provisioner within --settle-secs.
+    let accepted = json["created"].as_u64().unwrap();
+    assert!(accepted >= processing, "{json}");
+    assert_eq!(json["provisioned"].as_u64(), Some(accepted), "{json}");
+    assert_eq!(json["still_provisioning"], 0, "{json}");
+    assert_eq!(json["unknown"], 0, "{json}");
+    assert!(json["all_provisioned_after_s"].as_f64().is_some(), "{json}");
+    assert!(json["check_requests"].as_u64().unwrap() > 0, "{json}");
+    assert!(
+        baseline.get("created").is_none(),
+        "the baseline is not checked: {baseline}"
+    );
+
     let created = s.count("SELECT COUNT(*) FROM instances").await;
     assert!(
         created >= 40 + i64::try_from(processing).unwrap(),
@@ -170,6 +184,46 @@ async fn v1_queries_at_a_fixed_rate_print_a_table() {
     assert_eq!(line("Body-Sign mismatches"), ["0"], "{stdout}");
     assert!(line("throughput req/s")[0].parse::<f64>().unwrap() > 0.0);
     assert!(!stdout.contains("baseline"), "{stdout}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_instances_are_counted_as_provisioned() {
+    let db = TestDb::fresh(Backend::Sqlite).await;
+    let s = TestServer::start(&db, Options::default()).await;
+    let out = koogate(&[
+        "load",
+        "--url",
+        &s.produce_url(),
+        "--key",
+        BASIC_KEY,
+        "--activity",
+        "newInstance",
+        "--concurrency",
+        "2",
+        "--duration",
+        "1",
+    ])
+    .await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let requests: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("requests"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(requests > 0, "{stdout}");
+    // Every measured call created an instance, and the check found all of them provisioned.
+    assert!(
+        stdout.contains(&format!(
+            "provisioned: {requests} of {requests} (all confirmed"
+        )),
+        "{stdout}"
+    );
+    let stored = s.count("SELECT COUNT(*) FROM instances").await;
+    assert_eq!(stored, i64::try_from(requests).unwrap());
     s.stop().await;
 }
 

@@ -16,11 +16,16 @@
 //! request sent on time is measured from when it is sent, so the 1 ms granularity of the timer
 //! is not charged to the server.
 //!
+//! After a measurement that created instances (`newInstance`, `mixed`), the created instances
+//! are checked with signed `queryInstance` calls (not counted) for up to `--settle-secs`: the
+//! report says how many were provisioned by then, so that a server that answers `000004` fast
+//! but provisions slower than it accepts shows its backlog instead of hiding it.
+//!
 //! Safety: requests go only to `--url` (no proxy, no redirects) and to the in-process baseline on
 //! 127.0.0.1; every loop is bounded by the duration, and requests still in flight at the end are
 //! awaited for at most [`REQUEST_TIMEOUT`] plus a second.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +59,21 @@ const WARMUP_MAX: usize = 1000;
 const WARMUP_PER_WORKER: usize = 10;
 /// One response in this many (per worker, the first included) has its `Body-Sign` verified.
 const SIGN_SAMPLE: u64 = 100;
+/// Longest accepted `--settle-secs`.
+const MAX_SETTLE: Duration = Duration::from_secs(3600);
+/// At most this many created instances are remembered for the provisioning check (in all).
+const MAX_TRACKED: usize = 1_000_000;
+/// Requests in flight at once during the provisioning check (at most the concurrency).
+const CHECK_WORKERS: usize = 8;
+/// How long the provisioning check may spend, after `--settle-secs`, on checking every batch
+/// still pending once, and then on telling which instances of the batches that still answer
+/// `000004` are the ones provisioning.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Ids per `queryInstance` of the provisioning check (saas.md §5.2: at most 100).
+const CHECK_BATCH: usize = 100;
+/// At most this many requests, after `--settle-secs`, telling which instances of the batches
+/// that still answer `000004` are the ones provisioning (about nine batches of 100).
+const CHECK_SPLIT_REQUESTS: u64 = 1000;
 /// The baseline's answer: a fixed 60-byte JSON.
 const BASELINE_BODY: &[u8] = br#"{"resultCode":"000000","resultMsg":"success.","base":"line"}"#;
 
@@ -88,6 +108,11 @@ pub struct LoadArgs {
     /// the throughput ratio.
     #[arg(long)]
     pub baseline: bool,
+    /// After a run that created instances (`newInstance`, `mixed`): how long to wait, in
+    /// seconds, for them to be provisioned, checking with `queryInstance` (not counted). The
+    /// report gives how many were provisioned by then. `0` checks once without waiting.
+    #[arg(long, default_value = "10", value_parser = parse_settle)]
+    pub settle_secs: Duration,
 }
 
 /// The `--activity` values.
@@ -178,6 +203,11 @@ impl Activity {
     fn needs_instances(self) -> bool {
         self != Self::NewInstance
     }
+
+    /// Whether the measured requests create instances (checked for provisioning afterwards).
+    fn creates_instances(self) -> bool {
+        matches!(self, Self::NewInstance | Self::Mixed)
+    }
 }
 
 fn parse_concurrency(s: &str) -> Result<usize, String> {
@@ -200,6 +230,18 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         return Err(format!("must be above 0 and at most {MAX_RATE}"));
     }
     Ok(r)
+}
+
+/// `--settle-secs`: seconds, 0 to [`MAX_SETTLE`].
+fn parse_settle(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s:?}"))?;
+    if !secs.is_finite() || secs < 0.0 || secs > MAX_SETTLE.as_secs_f64() {
+        return Err(format!("must be between 0 and {}", MAX_SETTLE.as_secs()));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Parses `10s`, `1m`, `1m30s`, `250ms`, `1h`, `1.5s`, or plain seconds (`10`, `2.5`).
@@ -252,6 +294,8 @@ struct Plan {
     run_id: String,
     /// Warm-up instances when the activity needs them.
     warmup: usize,
+    /// How long to wait for the instances created by the measurement to be provisioned.
+    settle: Duration,
 }
 
 /// One request, ready to send.
@@ -347,6 +391,11 @@ struct Stats {
     signs_checked: u64,
     sign_mismatches: u64,
     last_done: Option<Instant>,
+    /// `newInstance` calls answered `000000` or `000004`.
+    created: u64,
+    /// The `instanceId`s of those answers, with when they came (up to the worker's share of
+    /// [`MAX_TRACKED`]).
+    created_ids: Vec<(Instant, String)>,
 }
 
 impl Stats {
@@ -361,6 +410,8 @@ impl Stats {
             signs_checked: 0,
             sign_mismatches: 0,
             last_done: None,
+            created: 0,
+            created_ids: Vec::new(),
         })
     }
 
@@ -375,6 +426,8 @@ impl Stats {
         self.signs_checked += other.signs_checked;
         self.sign_mismatches += other.sign_mismatches;
         self.last_done = self.last_done.max(other.last_done);
+        self.created += other.created;
+        self.created_ids.extend(other.created_ids.iter().cloned());
     }
 }
 
@@ -400,6 +453,8 @@ struct Worker {
     seq: u64,
     /// The `expireTime` of renewals: a year after the start.
     expire_time: String,
+    /// At most this many created instance ids are remembered by this worker.
+    track_max: usize,
 }
 
 impl Worker {
@@ -512,6 +567,7 @@ impl Worker {
                 }
             };
             let check_sign = self.seq.is_multiple_of(SIGN_SAMPLE);
+            let kind = self.activity.kind(self.seq);
             let request = self.next_request();
             let outcome = send(&client, request).await;
             let finished = Instant::now();
@@ -529,7 +585,15 @@ impl Worker {
                         .unwrap_or(u64::MAX);
                     let _ = s.latency_us.record(micros.max(1));
                     if (200..300).contains(&status) {
-                        let (code, _) = result_code(&body);
+                        let (code, instance_id) = result_code(&body);
+                        if kind == Kind::New && (code == "000000" || code == "000004") {
+                            s.created += 1;
+                            if let Some(id) = instance_id
+                                && s.created_ids.len() < self.track_max
+                            {
+                                s.created_ids.push((finished, id));
+                            }
+                        }
                         *s.codes.entry(code).or_default() += 1;
                     } else {
                         s.http_errors += 1;
@@ -576,6 +640,32 @@ struct Report {
     body_signs_checked: u64,
     body_sign_mismatches: u64,
     unsent: u64,
+    /// The provisioning check, after a run that created instances against the target.
+    /// (Flattened: nothing at all when there was no check.)
+    #[serde(flatten)]
+    provisioning: Option<Provisioning>,
+}
+
+/// How many of the instances created by the measurement were provisioned after it.
+#[derive(Debug, Serialize)]
+struct Provisioning {
+    /// `newInstance` calls of the measurement answered `000000` or `000004`.
+    created: u64,
+    /// Of those, instances that `queryInstance` answered `000000` by the end of the check.
+    provisioned: u64,
+    /// Instances whose last answer was `000004` (alone, or in a batch that was not split
+    /// further before the check's time ran out).
+    still_provisioning: u64,
+    /// The rest: not known to the server, never answered, no `instanceId` in the answer, or not
+    /// remembered (beyond [`MAX_TRACKED`]).
+    unknown: u64,
+    /// Seconds after the measurement at which every created instance was confirmed
+    /// provisioned; `null` when some were not within `settle_s`.
+    all_provisioned_after_s: Option<f64>,
+    /// The `--settle-secs` given.
+    settle_s: f64,
+    /// `queryInstance` calls sent by the check.
+    check_requests: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -643,6 +733,19 @@ impl Progress {
         self.bar.set_prefix(phase.to_owned());
         self.bar
             .set_message(format!("warm-up: creating {n} instances"));
+        self.bar.enable_steady_tick(Duration::from_millis(200));
+    }
+
+    fn checking(&self, phase: &str, n: usize) {
+        self.bar.reset();
+        self.bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix}: {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        self.bar.set_prefix(phase.to_owned());
+        self.bar.set_message(format!(
+            "checking that {n} created instances are provisioned"
+        ));
         self.bar.enable_steady_tick(Duration::from_millis(200));
     }
 
@@ -773,12 +876,253 @@ async fn warm_up_share(
     (accepted, all_ready)
 }
 
-/// Runs one phase (warm-up, then measurement) against `url`.
+/// The answer to a `queryInstance` of some ids, for the provisioning check.
+enum Check {
+    /// `000000`: the ids listed in `info` (the others are not known to the server), or `000003`
+    /// (none known).
+    Answered(HashSet<String>),
+    /// `000004`: at least one of the ids is still being provisioned.
+    Processing,
+    /// Anything else (another code, an HTTP or transport error), or not sent in time.
+    Failed,
+}
+
+#[derive(Deserialize)]
+struct QueryEnvelope {
+    #[serde(rename = "resultCode")]
+    result_code: Option<String>,
+    #[serde(default)]
+    info: Vec<QueryInfo>,
+}
+
+#[derive(Deserialize)]
+struct QueryInfo {
+    #[serde(rename = "instanceId")]
+    instance_id: Option<String>,
+}
+
+async fn check_ids(client: &reqwest::Client, url: &str, key: &str, ids: &[String]) -> Check {
+    let body = format!(
+        r#"{{"activity":"queryInstance","instanceId":"{}"}}"#,
+        ids.join(",")
+    );
+    let Outcome::Answer { status, body, .. } = send(client, v2_request(url, key, body)).await
+    else {
+        return Check::Failed;
+    };
+    if !(200..300).contains(&status) {
+        return Check::Failed;
+    }
+    let Ok(answer) = serde_json::from_slice::<QueryEnvelope>(&body) else {
+        return Check::Failed;
+    };
+    match answer.result_code.as_deref() {
+        Some("000000") => Check::Answered(
+            answer
+                .info
+                .into_iter()
+                .filter_map(|i| i.instance_id)
+                .collect(),
+        ),
+        Some("000003") => Check::Answered(HashSet::new()),
+        Some("000004") => Check::Processing,
+        _ => Check::Failed,
+    }
+}
+
+/// A group of instance ids still to confirm, and whether its last answer was `000004`.
+type Pending = (Vec<String>, bool);
+
+/// The provisioning check's client and counters.
+struct Checker<'a> {
+    client: &'a reqwest::Client,
+    url: &'a Arc<str>,
+    key: &'a Arc<str>,
+    /// Requests in flight at once.
+    workers: usize,
+    /// Requests sent.
+    sent: u64,
+    /// Instances answered `000000`.
+    provisioned: u64,
+}
+
+impl Checker<'_> {
+    /// Checks every group of ids once, at most `workers` at a time; a group not sent by
+    /// `deadline` is [`Check::Failed`]. Answers are in the order of `groups`.
+    async fn check(&mut self, groups: &[Vec<String>], deadline: Instant) -> Vec<Check> {
+        let mut answers: Vec<Check> = groups.iter().map(|_| Check::Failed).collect();
+        let mut set = JoinSet::new();
+        let mut next = 0;
+        loop {
+            while set.len() < self.workers && next < groups.len() && Instant::now() < deadline {
+                let (client, url, key, ids) = (
+                    self.client.clone(),
+                    self.url.clone(),
+                    self.key.clone(),
+                    groups[next].clone(),
+                );
+                let i = next;
+                set.spawn(async move { (i, check_ids(&client, &url, &key, &ids).await) });
+                self.sent += 1;
+                next += 1;
+            }
+            let Some(joined) = set.join_next().await else {
+                break;
+            };
+            if let Ok((i, answer)) = joined {
+                answers[i] = answer;
+            }
+        }
+        answers
+    }
+
+    /// Checks `groups` once, counts the instances of those answered `000000`, and returns the
+    /// others (marked as `000004` when they answered it, else as before), and whether there
+    /// were any.
+    async fn settle(&mut self, groups: Vec<Pending>, deadline: Instant) -> (Vec<Pending>, bool) {
+        let ids: Vec<Vec<String>> = groups.iter().map(|(g, _)| g.clone()).collect();
+        let answers = self.check(&ids, deadline).await;
+        let mut still = Vec::new();
+        for ((group, processing), answer) in groups.into_iter().zip(answers) {
+            match answer {
+                Check::Answered(ready) => {
+                    self.provisioned +=
+                        group.iter().filter(|id| ready.contains(*id)).count() as u64;
+                }
+                Check::Processing => still.push((group, true)),
+                Check::Failed => still.push((group, processing)),
+            }
+        }
+        let any = !still.is_empty();
+        (still, any)
+    }
+}
+
+/// The provisioning check after the measurement, on the created instances in the order they
+/// were created, in batches of [`CHECK_BATCH`]:
+///
+/// 1. until `settle` has passed or every batch answered `000000`: rounds with a growing pause
+///    (100 ms, doubling up to 1 s), each checking the oldest pending batches, [`CHECK_WORKERS`]
+///    at a time, up to the first wave in which one still answers `000004` (a server provisions
+///    roughly in order, so the newer ones are then most likely not ready either): waiting costs
+///    the server a few queries a round, not one per batch, so it hardly slows the provisioning
+///    it waits for;
+/// 2. then every batch still pending, once;
+/// 3. then, because a server answers `000004` for a whole batch while any one of its instances
+///    is provisioning, the batches still answering it, oldest first, as groups of 10, then the
+///    ids of the groups still answering it one by one (within [`CHECK_TIMEOUT`] and
+///    [`CHECK_SPLIT_REQUESTS`]).
+///
+/// `provisioned` counts only instances answered `000000`, so it is exact or low;
+/// `still_provisioning` counts those whose last answer, alone or in a group, was `000004`.
+async fn check_provisioning(
+    client: &reqwest::Client,
+    url: &Arc<str>,
+    key: &Arc<str>,
+    created: u64,
+    ids: Vec<String>,
+    settle: Duration,
+    workers: usize,
+) -> Provisioning {
+    let start = Instant::now();
+    let deadline = start + settle;
+    let mut checker = Checker {
+        client,
+        url,
+        key,
+        workers,
+        sent: 0,
+        provisioned: 0,
+    };
+    let mut pending: Vec<Pending> = ids
+        .chunks(CHECK_BATCH)
+        .map(|c| (c.to_vec(), false))
+        .collect();
+    let mut all_after = None;
+
+    // 1. Waiting.
+    let mut pause = Duration::from_millis(100);
+    while !pending.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        let mut rest = pending.into_iter();
+        loop {
+            let wave: Vec<Pending> = rest.by_ref().take(workers).collect();
+            if wave.is_empty() {
+                break;
+            }
+            let (not_ready, any) = checker.settle(wave, deadline).await;
+            still.extend(not_ready);
+            if any {
+                break;
+            }
+        }
+        still.extend(rest);
+        pending = still;
+        if pending.is_empty() {
+            all_after = Some(start.elapsed());
+        } else {
+            tokio::time::sleep_until(deadline.min(Instant::now() + pause)).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    // 2. Every batch still pending, once (with `--settle-secs 0`, the only round).
+    if !pending.is_empty() {
+        (pending, _) = checker
+            .settle(pending, Instant::now() + CHECK_TIMEOUT)
+            .await;
+        if pending.is_empty() {
+            all_after = Some(start.elapsed());
+        }
+    }
+
+    // 3. Which instances of the batches still answering 000004 are the ones provisioning.
+    // Bounded in time and in requests, since the check's queries compete with the provisioning;
+    // a batch not split by then keeps its batch's answer.
+    let split_deadline = Instant::now() + CHECK_TIMEOUT;
+    let budget = checker.sent + CHECK_SPLIT_REQUESTS;
+    let mut left = Vec::new();
+    for (batch, processing) in pending {
+        if checker.sent >= budget || Instant::now() >= split_deadline {
+            left.push((batch, processing));
+            continue;
+        }
+        let tens: Vec<Pending> = batch.chunks(10).map(|c| (c.to_vec(), processing)).collect();
+        let (tens, _) = checker.settle(tens, split_deadline).await;
+        let ones: Vec<Pending> = tens
+            .iter()
+            .flat_map(|(g, p)| g.iter().map(|id| (vec![id.clone()], *p)))
+            .collect();
+        let (ones, _) = checker.settle(ones, split_deadline).await;
+        left.extend(ones);
+    }
+    let still_provisioning: u64 = left
+        .iter()
+        .filter(|(_, processing)| *processing)
+        .map(|(g, _)| g.len() as u64)
+        .sum();
+    let provisioned = checker.provisioned;
+    Provisioning {
+        created,
+        provisioned,
+        still_provisioning,
+        unknown: created.saturating_sub(provisioned + still_provisioning),
+        all_provisioned_after_s: all_after
+            .filter(|_| provisioned == created)
+            .map(|d| round(d.as_secs_f64(), 3)),
+        settle_s: settle.as_secs_f64(),
+        check_requests: checker.sent,
+    }
+}
+
+/// Runs one phase (warm-up, measurement, then, with `check` and an activity that creates
+/// instances, the provisioning check) against `url`.
 async fn run_phase(
     client: &reqwest::Client,
     plan: &Plan,
     url: &str,
     phase: &str,
+    check: bool,
     progress: &Progress,
 ) -> Result<Report> {
     let tag = &phase[..1];
@@ -859,6 +1203,7 @@ async fn run_phase(
             cursor: 0,
             seq: 0,
             expire_time: expire_time.clone(),
+            track_max: MAX_TRACKED / c,
         };
         set.spawn(worker.run(client.clone(), stats, done.clone(), schedule.clone()));
     }
@@ -889,6 +1234,7 @@ async fn run_phase(
     for s in &all_stats {
         total.merge(&lock(s));
     }
+    drop(all_stats);
     // In the open model, the scheduled sends before the deadline that no worker took: the
     // workers were all busy (the server, or this generator, could not keep up with the rate).
     let unsent = schedule.rate.as_ref().map_or(0, |(tickets, rate)| {
@@ -903,6 +1249,27 @@ async fn run_phase(
         total.requests as f64 / elapsed_s
     } else {
         0.0
+    };
+    let provisioning = if check && plan.activity.creates_instances() {
+        // In the order they were created, so that a batch holds instances created together.
+        let mut created = std::mem::take(&mut total.created_ids);
+        created.sort_by_key(|(at, _)| *at);
+        let ids: Vec<String> = created.into_iter().map(|(_, id)| id).collect();
+        progress.checking(phase, ids.len());
+        let p = check_provisioning(
+            client,
+            &url,
+            &plan.key,
+            total.created,
+            ids,
+            plan.settle,
+            c.min(CHECK_WORKERS),
+        )
+        .await;
+        progress.clear();
+        Some(p)
+    } else {
+        None
     };
     Ok(Report {
         activity: plan.activity.name(),
@@ -921,6 +1288,7 @@ async fn run_phase(
         body_signs_checked: total.signs_checked,
         body_sign_mismatches: total.sign_mismatches,
         unsent,
+        provisioning,
     })
 }
 
@@ -1003,19 +1371,20 @@ pub async fn run(args: LoadArgs) -> Result<String> {
         warmup: (args.concurrency * WARMUP_PER_WORKER)
             .min(WARMUP_MAX)
             .max(args.concurrency),
+        settle: args.settle_secs,
     };
     let progress = Progress::new(!args.json && std::io::stderr().is_terminal());
     let baseline = if args.baseline {
         let path =
             url::Url::parse(&args.url).map_or_else(|_| "/".to_owned(), |u| u.path().to_owned());
         let server = Baseline::start(&args.key, &path).await?;
-        let report = run_phase(&client, &plan, &server.url, "baseline", &progress).await;
+        let report = run_phase(&client, &plan, &server.url, "baseline", false, &progress).await;
         server.stop().await;
         Some(report?)
     } else {
         None
     };
-    let target = run_phase(&client, &plan, &args.url, "target", &progress).await?;
+    let target = run_phase(&client, &plan, &args.url, "target", true, &progress).await?;
     let ratio = baseline.as_ref().and_then(|b| {
         (b.throughput_rps > 0.0).then(|| round(target.throughput_rps / b.throughput_rps, 3))
     });
@@ -1115,6 +1484,24 @@ fn table(target: &Report, baseline: Option<&Report>, ratio: Option<f64>) -> Stri
     if target.rate_rps.is_some() {
         row("unsent (behind rate)", cells(&|r| r.unsent.to_string()));
     }
+    if let Some(p) = &target.provisioning {
+        let _ = write!(out, "\nprovisioned: {} of {}", p.provisioned, p.created);
+        match p.all_provisioned_after_s {
+            Some(after) => {
+                let _ = write!(out, " (all confirmed {after:.2}s after the measurement)");
+            }
+            None => {
+                let _ = write!(out, " within {}s", p.settle_s);
+                if p.still_provisioning > 0 {
+                    let _ = write!(out, ", {} still provisioning", p.still_provisioning);
+                }
+                if p.unknown > 0 {
+                    let _ = write!(out, ", {} unknown", p.unknown);
+                }
+            }
+        }
+        out.push('\n');
+    }
     if let Some(ratio) = ratio {
         let _ = write!(out, "\nthroughput ratio target/baseline: {ratio:.3}");
     }
@@ -1139,6 +1526,16 @@ mod tests {
             "", "0", "0s", "-1", "s", "10x", "inf", "NaN", "1.2.3s", "25h",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn settle_secs() {
+        assert_eq!(parse_settle("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_settle("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_settle("2.5"), Ok(Duration::from_millis(2500)));
+        for bad in ["", "-1", "10s", "inf", "NaN", "3601"] {
+            assert!(parse_settle(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -16,10 +16,13 @@ use crate::produce::{Gateway, JOB_FETCH_ORDER, JOB_PROVISION, JobPayload};
 use crate::provision::{Outcome, ProvisionError};
 use crate::store::instances::{Instance, OrderData};
 use crate::store::jobs::{self, Job};
+use crate::store::uow::{CommitError, UnitOfWork};
 use crate::store::{StoreError, instances, orders};
 
 /// How often an idle worker looks for due jobs enqueued by other nodes or scheduled for later.
 pub const POLL: Duration = Duration::from_secs(1);
+/// Jobs one worker claims at once (in one unit of work) and runs together.
+const CLAIM_BATCH: i64 = 16;
 
 /// Why a job attempt failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,10 +71,26 @@ impl Runner {
                 break;
             }
             let now = self.gateway.clock.now_ms();
-            match jobs::claim(&self.gateway.db, &self.worker_id, now, self.lease_ms).await {
-                Ok(Some(job)) => self.execute(job).await,
-                Ok(None) => {
-                    let notified = self.gateway.jobs_ready.notified();
+            // Interest in a wake-up is registered before looking for work, so a job enqueued
+            // between the look and the wait is not missed.
+            let notified = self.gateway.jobs_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match jobs::claim_batch(
+                &self.gateway.db,
+                &self.worker_id,
+                now,
+                self.lease_ms,
+                CLAIM_BATCH,
+            )
+            .await
+            {
+                Ok(batch) if !batch.is_empty() => {
+                    // Together: each is cut off at half the lease from now, so none outlives it.
+                    futures_util::future::join_all(batch.into_iter().map(|job| self.execute(job)))
+                        .await;
+                }
+                Ok(_) => {
                     tokio::select! {
                         () = notified => {}
                         () = tokio::time::sleep(POLL) => {}
@@ -312,26 +331,52 @@ impl Runner {
         } else {
             None
         };
-        let now = gw.clock.now_ms();
-        let mut tx = gw.db.begin().await?;
-        match outcome {
-            Some(Outcome::Ready(app)) => {
-                complete_provisioning(gw, &mut tx, instance_id, &app, now).await?;
-            }
-            Some(Outcome::Accepted) => tracing::info!(
+        if let Some(Outcome::Accepted) = outcome {
+            tracing::info!(
                 instance = %instance_id,
                 "provisioning accepted by the application; waiting for it to complete"
-            ),
-            None => {}
+            );
         }
-        if !jobs::complete(&mut tx, &job.id, &self.worker_id, now).await? {
-            return Err(JobError::Transient(
-                "lease lost to another worker".to_owned(),
-            ));
+        let sealed = match &outcome {
+            Some(Outcome::Ready(app)) => Some(seal_app(gw, app)?),
+            _ => None,
+        };
+        // The effects and the job's completion in one unit, conditional on the lease and on
+        // the instance's version; a version conflict (the instance changed meanwhile, e.g.
+        // released) is decided again on a fresh read, without provisioning again.
+        let mut inst = inst;
+        for _ in 0..8 {
+            let now = gw.clock.now_ms();
+            let mut unit = UnitOfWork::new();
+            if let Some(sealed) = &sealed {
+                crate::service::instances::provisioned_in(&mut unit, &inst, sealed.clone(), now);
+            }
+            jobs::complete_in(&mut unit, &job.id, &self.worker_id, now);
+            match gw.db.commit(unit).await {
+                Ok(()) => {
+                    gw.jobs_ready.notify_waiters();
+                    return Ok(());
+                }
+                Err(CommitError::Conflict("lease")) => {
+                    return Err(JobError::Transient(
+                        "lease lost to another worker".to_owned(),
+                    ));
+                }
+                Err(CommitError::Conflict(_)) => {
+                    let mut conn = gw.db.pool.acquire().await?;
+                    inst = instances::get(&mut conn, instance_id)
+                        .await?
+                        .ok_or_else(|| JobError::Permanent {
+                            code: ResultCode::InternalError,
+                            message: format!("instance {instance_id} does not exist"),
+                        })?;
+                }
+                Err(CommitError::Store(e)) => return Err(JobError::Transient(e.to_string())),
+            }
         }
-        tx.commit().await?;
-        gw.jobs_ready.notify_waiters();
-        Ok(())
+        Err(JobError::Transient(
+            "the instance kept changing while its provisioning was recorded".to_owned(),
+        ))
     }
 
     /// Runs the provisioner of an instance's product/SKU.
@@ -379,30 +424,24 @@ pub async fn complete_provisioning(
     let Some(inst) = instances::get(conn, instance_id).await? else {
         return Ok(false);
     };
-    let Ok(t) = instance::apply(inst.state, Command::Provisioned) else {
-        return Ok(false);
-    };
-    if !t.changed {
+    let mut unit = UnitOfWork::new();
+    if !crate::service::instances::provisioned_in(&mut unit, &inst, seal_app(gw, app)?, now) {
         return Ok(false);
     }
+    crate::store::uow::run_sqlx(conn, &unit)
+        .await
+        .map(|_| true)
+        .map_err(|e| match e {
+            CommitError::Store(e) => e,
+            CommitError::Conflict(label) => crate::store::StoreError::Commit(label.to_owned()),
+        })
+}
+
+/// Access information sealed with the data key, as stored.
+fn seal_app(gw: &Gateway, app: &AppInfo) -> Result<String, crate::store::StoreError> {
     let json =
         serde_json::to_string(app).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-    instances::set_app_info(conn, instance_id, &gw.sealer.seal(&json), now).await?;
-    if !instances::set_state(conn, instance_id, t.from, t.to, now).await? {
-        return Ok(false);
-    }
-    crate::service::instances::record_event(
-        conn,
-        instance_id,
-        Command::Provisioned.event_kind(),
-        Some(t.from),
-        t.to,
-        None,
-        None,
-        now,
-    )
-    .await?;
-    Ok(true)
+    Ok(gw.sealer.seal(&json))
 }
 
 /// Marks a provisioning instance failed with `code` (answered to KooGallery's later calls).

@@ -54,7 +54,7 @@ pub async fn record_event(
 
 /// Runs a unit inside a transaction the caller holds; a conflict there is [`AppError::Conflict`].
 pub async fn run_in(conn: &mut AnyConnection, unit: &UnitOfWork) -> Result<(), AppError> {
-    run_sqlx(conn, unit).await.map_err(AppError::from)
+    run_sqlx(conn, unit).await.map(drop).map_err(AppError::from)
 }
 
 /// Loads an instance or answers `000003`.
@@ -112,6 +112,45 @@ pub async fn change_state(
 ) -> Result<(), AppError> {
     let inst = load(conn, instance_id).await?;
     transition_in(unit, &inst, command, order_id, now)
+}
+
+/// A provisioning that finished: the instance becomes active with its sealed access
+/// information. Returns false (nothing planned) when the instance is no longer provisioning.
+pub fn provisioned_in(
+    unit: &mut UnitOfWork,
+    inst: &Instance,
+    sealed_app: String,
+    now: i64,
+) -> bool {
+    let Ok(t) = instance::apply(inst.state, Command::Provisioned) else {
+        return false;
+    };
+    if !t.changed {
+        return false;
+    }
+    store::change_in(
+        unit,
+        inst,
+        &Change {
+            state: Some(t.to),
+            app_info: Some(sealed_app),
+            ..Change::default()
+        },
+        now,
+    );
+    record_in(
+        unit,
+        &NewEvent {
+            instance_id: &inst.instance_id,
+            kind: Command::Provisioned.event_kind(),
+            from: Some(t.from),
+            to: t.to,
+            order_id: None,
+            detail: None,
+            at: now,
+        },
+    );
+    true
 }
 
 /// What a renewal carries, from either protocol generation.

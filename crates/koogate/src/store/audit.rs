@@ -74,6 +74,7 @@ pub async fn insert(conn: &mut AnyConnection, e: &Entry) -> Result<()> {
     insert_in(&mut unit, e);
     super::uow::run_sqlx(conn, &unit)
         .await
+        .map(drop)
         .map_err(|e| match e {
             super::uow::CommitError::Store(e) => e,
             super::uow::CommitError::Conflict(label) => super::StoreError::Commit(label.to_owned()),

@@ -396,6 +396,8 @@ pub struct Change {
     pub expire_at: Option<i64>,
     pub trial: Option<bool>,
     pub product_id: Option<String>,
+    /// Sealed access information.
+    pub app_info: Option<String>,
 }
 
 /// A change of an instance, conditional on the version it was decided on: a `"version"`
@@ -404,7 +406,8 @@ pub fn change_in(unit: &mut UnitOfWork, inst: &Instance, c: &Change, now_ms: i64
     unit.push_one(
         "version",
         "UPDATE instances SET state = COALESCE($1, state), expire_at = COALESCE($2, expire_at), \
-         trial = COALESCE($3, trial), product_id = COALESCE($4, product_id), updated_at = $5, \
+         trial = COALESCE($3, trial), product_id = COALESCE($4, product_id), \
+         app_info = COALESCE($8, app_info), updated_at = $5, \
          version = version + 1 WHERE instance_id = $6 AND version = $7",
         vec![
             c.state.map(State::as_str).into(),
@@ -414,6 +417,7 @@ pub fn change_in(unit: &mut UnitOfWork, inst: &Instance, c: &Change, now_ms: i64
             now_ms.into(),
             (&inst.instance_id).into(),
             inst.version.into(),
+            (&c.app_info).into(),
         ],
     );
 }

@@ -116,6 +116,68 @@ pub async fn claim(db: &Db, worker: &str, now_ms: i64, lease_ms: i64) -> Result<
     row.as_ref().map(job_from_row).transpose()
 }
 
+/// Claims up to `limit` of the oldest due jobs whose lease is free, for `lease_ms`, in one unit
+/// of work: the candidates are read, then each is taken only if it is still free (a
+/// compare-and-set on its lease), so workers on any number of nodes never share a job and a
+/// worker that lost a candidate to another simply does not get it.
+pub async fn claim_batch(
+    db: &Db,
+    worker: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<Job>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, payload, attempts, max_attempts FROM jobs WHERE status = 'pending' AND run_at <= $1 \
+         AND (locked_until IS NULL OR locked_until < $1) ORDER BY run_at, id LIMIT $2",
+    )
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    let candidates = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
+    if candidates.is_empty() {
+        return Ok(candidates);
+    }
+    let mut unit = UnitOfWork::new();
+    for job in &candidates {
+        unit.push(
+            "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
+             WHERE id = $4 AND status = 'pending' AND (locked_until IS NULL OR locked_until < $3)",
+            vec![
+                worker.into(),
+                (now_ms + lease_ms).into(),
+                now_ms.into(),
+                (&job.id).into(),
+            ],
+        );
+    }
+    let counts = db.commit_counted(unit).await.map_err(|e| match e {
+        super::uow::CommitError::Store(e) => e,
+        super::uow::CommitError::Conflict(label) => super::StoreError::Commit(label.to_owned()),
+    })?;
+    Ok(candidates
+        .into_iter()
+        .zip(counts)
+        .filter(|(_, n)| *n == 1)
+        .map(|(mut job, _)| {
+            job.attempts += 1;
+            job
+        })
+        .collect())
+}
+
+/// [`complete`] as a step of the unit that applies the job's effects: a `"lease"` conflict,
+/// and nothing of the unit written, when the lease is no longer this worker's.
+pub fn complete_in(unit: &mut UnitOfWork, id: &str, worker: &str, now_ms: i64) {
+    unit.push_one(
+        "lease",
+        "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, last_error = NULL, updated_at = $1 \
+         WHERE id = $2 AND locked_by = $3 AND status = 'pending'",
+        vec![now_ms.into(), id.into(), worker.into()],
+    );
+}
+
 /// Marks a claimed job done, if the lease is still this worker's. Call inside the transaction
 /// that applies the job's effects, and roll back when it returns false.
 pub async fn complete(

@@ -116,16 +116,24 @@ impl Db {
     /// Commits a unit of work durably, or not at all: on SQLite through the writer thread (group
     /// commit), on PostgreSQL in a transaction of its own.
     pub async fn commit(&self, unit: uow::UnitOfWork) -> std::result::Result<(), uow::CommitError> {
+        self.commit_counted(unit).await.map(drop)
+    }
+
+    /// [`Db::commit`], returning how many rows each statement changed.
+    pub async fn commit_counted(
+        &self,
+        unit: uow::UnitOfWork,
+    ) -> std::result::Result<Vec<u64>, uow::CommitError> {
         if unit.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         if let Some(w) = &self.writer {
             return w.commit(unit).await;
         }
         let mut tx = self.begin().await?;
-        uow::run_sqlx(&mut tx, &unit).await?;
+        let counts = uow::run_sqlx(&mut tx, &unit).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(())
+        Ok(counts)
     }
 
     /// A transaction on the pool. On SQLite it takes the write lock at once (`BEGIN

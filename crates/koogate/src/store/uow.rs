@@ -169,7 +169,8 @@ pub(super) fn numbered_placeholders(sql: &str) -> String {
 pub async fn run_sqlx(
     conn: &mut sqlx::AnyConnection,
     unit: &UnitOfWork,
-) -> Result<(), CommitError> {
+) -> Result<Vec<u64>, CommitError> {
+    let mut counts = Vec::with_capacity(unit.steps.len());
     for step in &unit.steps {
         let mut q = sqlx::query(step.sql);
         for arg in &step.args {
@@ -184,8 +185,9 @@ pub async fn run_sqlx(
         {
             return Err(CommitError::Conflict(label));
         }
+        counts.push(done.rows_affected());
     }
-    Ok(())
+    Ok(counts)
 }
 
 #[cfg(test)]

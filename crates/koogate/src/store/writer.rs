@@ -28,9 +28,12 @@ const MAX_BATCH: usize = 512;
 /// Units waiting for the writer at most; callers beyond it wait to hand theirs in.
 const QUEUE: usize = 4096;
 
+/// What a committed unit's statements changed: one row count per step.
+pub type Counts = Vec<u64>;
+
 struct Request {
     unit: UnitOfWork,
-    reply: oneshot::Sender<Result<(), CommitError>>,
+    reply: oneshot::Sender<Result<Counts, CommitError>>,
 }
 
 /// The handle callers commit through.
@@ -83,7 +86,7 @@ impl Writer {
     }
 
     /// Commits `unit` durably, or not at all.
-    pub async fn commit(&self, unit: UnitOfWork) -> Result<(), CommitError> {
+    pub async fn commit(&self, unit: UnitOfWork) -> Result<Counts, CommitError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request { unit, reply })
@@ -149,7 +152,7 @@ impl Thread {
     }
 
     /// Commits the batch; returns one result per unit.
-    fn commit_batch(&mut self, batch: &[Request]) -> Vec<Result<(), CommitError>> {
+    fn commit_batch(&mut self, batch: &[Request]) -> Vec<Result<Counts, CommitError>> {
         let failed_all = |msg: String| {
             batch
                 .iter()
@@ -225,7 +228,8 @@ fn run_unit(
     conn: &Connection,
     cache: &mut HashMap<&'static str, String>,
     unit: &UnitOfWork,
-) -> Result<(), CommitError> {
+) -> Result<Counts, CommitError> {
+    let mut counts = Vec::with_capacity(unit.steps.len());
     for step in &unit.steps {
         let sql = cache
             .entry(step.sql)
@@ -239,8 +243,9 @@ fn run_unit(
         {
             return Err(CommitError::Conflict(label));
         }
+        counts.push(u64::try_from(changed).unwrap_or(u64::MAX));
     }
-    Ok(())
+    Ok(counts)
 }
 
 impl rusqlite::ToSql for Arg {
@@ -296,7 +301,7 @@ mod tests {
         writer: &Writer,
         gate: &std::sync::Mutex<()>,
         units: Vec<UnitOfWork>,
-    ) -> Vec<Result<(), CommitError>> {
+    ) -> Vec<Result<Counts, CommitError>> {
         let held = gate.lock().unwrap();
         let mut tasks = Vec::new();
         // One at a time, so they are queued in this order; the thread takes the first and

@@ -564,7 +564,7 @@ pub struct WebhookEndpointConfig {
 /// Webhook delivery settings (`[webhooks]`).
 #[derive(Debug, Clone, Default)]
 pub struct WebhookSettings {
-    pub schedule: crate::webhooks::Schedule,
+    pub schedule: Schedule,
     pub endpoints: Vec<WebhookEndpointConfig>,
 }
 
@@ -626,7 +626,7 @@ pub struct Config {
     pub provisioners: Vec<ProvisionerRule>,
     pub webhooks: WebhookSettings,
     /// Usage windows and the usage push (`[metering]`, docs/metering.md).
-    pub metering: crate::metering::Settings,
+    pub metering: MeteringSettings,
     pub workers: usize,
     /// How long a claimed job is reserved for its worker, in milliseconds.
     pub job_lease_ms: u64,
@@ -1827,13 +1827,13 @@ fn check_http_url(v: String) -> Result<String, String> {
 const DEFAULT_PROVISION_TIMEOUT_MS: u64 = 10_000;
 
 fn webhook_settings(f: FileWebhooks) -> anyhow::Result<WebhookSettings> {
-    let d = crate::webhooks::Schedule::default();
+    let d = Schedule::default();
     let positive = |name: &str, v: Option<i64>, default: i64| match v {
         Some(v) if v <= 0 => Err(anyhow!("webhooks.{name}: must be greater than 0, got {v}")),
         Some(v) => Ok(v),
         None => Ok(default),
     };
-    let schedule = crate::webhooks::Schedule {
+    let schedule = Schedule {
         first_retry_ms: positive("retry_first_ms", f.retry_first_ms, d.first_retry_ms)?,
         max_retry_ms: positive("retry_max_ms", f.retry_max_ms, d.max_retry_ms)?,
         max_age_ms: positive("max_age_secs", f.max_age_secs, d.max_age_ms / 1000)?
@@ -1851,9 +1851,9 @@ fn webhook_settings(f: FileWebhooks) -> anyhow::Result<WebhookSettings> {
         .map(|(i, e)| {
             let at = |e: String| anyhow!("webhooks.endpoints[{i}]: {e}");
             let url = check_http_url(e.url).map_err(|e| at(format!("url {e}")))?;
-            crate::webhooks::check_secret(&e.secret).map_err(|e| at(format!("secret {e}")))?;
+            crate::events::check_secret(&e.secret).map_err(|e| at(format!("secret {e}")))?;
             let events = e.events.unwrap_or_else(|| vec!["*".to_owned()]);
-            crate::webhooks::check_event_types(&events).map_err(|e| at(format!("events: {e}")))?;
+            crate::events::check_event_types(&events).map_err(|e| at(format!("events: {e}")))?;
             Ok(WebhookEndpointConfig {
                 url,
                 secret: SecretString::from(e.secret),
@@ -1867,8 +1867,8 @@ fn webhook_settings(f: FileWebhooks) -> anyhow::Result<WebhookSettings> {
     })
 }
 
-fn metering_settings(f: FileMetering) -> anyhow::Result<crate::metering::Settings> {
-    let d = crate::metering::Settings::default();
+fn metering_settings(f: FileMetering) -> anyhow::Result<MeteringSettings> {
+    let d = MeteringSettings::default();
     let secs = |name: &str, v: Option<i64>, default_ms: i64, min: i64, max: i64| match v {
         Some(v) if !(min..=max).contains(&v) => Err(anyhow!(
             "metering.{name}: must be between {min} and {max}, got {v}"
@@ -1892,7 +1892,7 @@ fn metering_settings(f: FileMetering) -> anyhow::Result<crate::metering::Setting
         }
         None => None,
     };
-    Ok(crate::metering::Settings {
+    Ok(MeteringSettings {
         // At most 15 minutes: KooGallery expects the push 0–15 minutes after the hour.
         grace_ms: secs("grace_secs", f.grace_secs, d.grace_ms, 0, 900)?,
         batch_size,
@@ -1924,7 +1924,7 @@ fn provisioner_rule(f: FileProvisionerRule) -> Result<ProvisionerRule, String> {
             let url = check_http_url(f.url.ok_or("kind \"webhook\" needs url")?)
                 .map_err(|e| format!("url {e}"))?;
             let secret = f.secret.ok_or("kind \"webhook\" needs secret (whsec_…)")?;
-            crate::webhooks::check_secret(&secret).map_err(|e| format!("secret {e}"))?;
+            crate::events::check_secret(&secret).map_err(|e| format!("secret {e}"))?;
             ProvisionerKind::Webhook {
                 url,
                 secret: SecretString::from(secret),
@@ -1952,7 +1952,7 @@ fn provisioner_rule(f: FileProvisionerRule) -> Result<ProvisionerRule, String> {
             return Err(format!("max_attempts must be between 1 and 100, got {v}"));
         }
         Some(v) => v,
-        None => crate::produce::JOB_MAX_ATTEMPTS,
+        None => JOB_MAX_ATTEMPTS,
     };
     Ok(ProvisionerRule {
         product_id: f.product_id,
@@ -2212,5 +2212,68 @@ mod tests {
             default_database_url(Path::new("/var/lib/a?b#c%d/")).unwrap(),
             "sqlite:///var/lib/a%3Fb%23c%25d/koogate.db"
         );
+    }
+}
+
+/// Attempts before a job gives up (with the backoff schedule: about 3 hours).
+pub const JOB_MAX_ATTEMPTS: i64 = 16;
+
+/// When deliveries are retried, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// Delay after the first failed attempt; doubled after each further one.
+    pub first_retry_ms: i64,
+    /// The longest delay between two attempts.
+    pub max_retry_ms: i64,
+    /// A delivery whose event is older than this when an attempt fails is given up.
+    pub max_age_ms: i64,
+    /// Timeout of one attempt.
+    pub timeout_ms: u64,
+}
+
+impl Default for Schedule {
+    /// 5 s, 10 s, 20 s … at most an hour apart, for up to 3 days; 10 s per attempt.
+    fn default() -> Self {
+        Self {
+            first_retry_ms: 5_000,
+            max_retry_ms: 3_600_000,
+            max_age_ms: 3 * 24 * 3_600_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Metering settings (`[metering]` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeteringSettings {
+    /// A window is sealed (no more events, due for push) this long after it ends.
+    pub grace_ms: i64,
+    /// Records per usage-push call: 1 to 1000 (openapi.md §8 #4: default 100).
+    pub batch_size: usize,
+    /// Products billed daily: their usage is aggregated per UTC day instead of per hour.
+    pub daily_products: Vec<String>,
+    /// First retry delay after a failed push; doubled per attempt up to `retry_max_ms`.
+    pub retry_first_ms: i64,
+    pub retry_max_ms: i64,
+    /// How often the scheduler looks for due windows.
+    pub tick_ms: u64,
+    /// Push to the old API (`/rest/marketplace/v1/isv/usage-data`, openapi.md §4).
+    pub legacy_api: bool,
+    /// `dashboardUrl` of `queryInstance`'s usage info; `{instance_id}` is replaced.
+    pub dashboard_url: Option<String>,
+}
+
+impl Default for MeteringSettings {
+    fn default() -> Self {
+        Self {
+            grace_ms: 5 * 60_000,
+            batch_size: koogallery::model::openapi::DEFAULT_USAGE_BATCH,
+            daily_products: Vec::new(),
+            retry_first_ms: 30_000,
+            retry_max_ms: 10 * 60_000,
+            tick_ms: 30_000,
+            legacy_api: false,
+            dashboard_url: None,
+        }
     }
 }

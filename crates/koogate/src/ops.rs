@@ -7,8 +7,8 @@ use koogallery::model::Validate;
 use koogallery::model::saas_v2::AppInfo;
 use serde_json::json;
 
+use crate::app::Gateway;
 use crate::domain::instance::State;
-use crate::produce::Gateway;
 use crate::store::instances::{self, Event, Instance};
 use crate::store::webhooks::{self as store_webhooks, Endpoint};
 use crate::store::{StoreError, new_id};
@@ -58,7 +58,7 @@ pub async fn complete(gw: &Gateway, id: &str, app: &AppInfo) -> Result<Instance,
     let now = gw.clock.now_ms();
     let mut tx = gw.db.begin().await?;
     expect_provisioning(&mut tx, id).await?;
-    if !crate::jobs::complete_provisioning(gw, &mut tx, id, app, now).await? {
+    if !crate::service::instances::complete_provisioning(&gw.sealer, &mut tx, id, app, now).await? {
         return Err(OpsError::Conflict(format!(
             "instance {id} changed concurrently; try again"
         )));
@@ -121,7 +121,7 @@ pub async fn fail(
     let now = gw.clock.now_ms();
     let mut tx = gw.db.begin().await?;
     expect_provisioning(&mut tx, id).await?;
-    if !crate::jobs::fail_provisioning(&mut tx, id, code, message, now).await? {
+    if !crate::service::instances::fail_provisioning(&mut tx, id, code, message, now).await? {
         return Err(OpsError::Conflict(format!(
             "instance {id} changed concurrently; try again"
         )));

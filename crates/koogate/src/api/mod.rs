@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
+use crate::app::Gateway;
 use crate::ops::{self, OpsError};
-use crate::produce::Gateway;
 use crate::store::instances::{self, Event, Instance};
 use crate::store::webhooks::{self as store_webhooks, Attempt, Delivery, Endpoint};
 use crate::store::{StoreError, orders};

@@ -7,11 +7,11 @@ use clap::Args;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
+use crate::app::{Gateway, Keys};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigArgs, FirstStart, LogFormat};
 use crate::jobs::Runner;
 use crate::openapi::OpenApiClient;
-use crate::produce::{Gateway, Keys};
 use crate::seal::Sealer;
 use crate::store::{Db, nonces};
 

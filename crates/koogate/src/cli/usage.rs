@@ -12,10 +12,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::api::usage::{ReportLine, WindowView};
+use crate::app::Gateway;
 use crate::config::ConfigArgs;
 use crate::metering::ingest::{self, IngestReport};
 use crate::metering::{self, MAX_AGE_MS, parse_time, push};
-use crate::produce::Gateway;
 use crate::store::usage::{self as store, Filter};
 
 #[derive(Debug, Args)]

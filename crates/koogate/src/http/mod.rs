@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::produce::{Answer, Gateway};
+use crate::app::Gateway;
+use crate::produce::Answer;
 
 #[derive(Clone)]
 struct AppState {

@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use koogallery::ResultCode;
 use koogallery::model::openapi::OrderInfo;
-use koogallery::model::saas_v2::AppInfo;
-use sqlx::AnyConnection;
 use tokio::sync::watch;
 
-use crate::domain::instance::{self, Command, State};
-use crate::produce::{Gateway, JOB_FETCH_ORDER, JOB_PROVISION, JobPayload};
+use crate::app::Gateway;
+pub use crate::config::JOB_MAX_ATTEMPTS;
+use crate::domain::instance::State;
 use crate::provision::{Outcome, ProvisionError};
 use crate::store::instances::{Instance, OrderData};
 use crate::store::jobs::{self, Job};
@@ -41,6 +40,24 @@ impl From<StoreError> for JobError {
     }
 }
 
+/// Job kinds.
+pub const JOB_FETCH_ORDER: &str = "fetch_order";
+pub const JOB_PROVISION: &str = "provision";
+
+/// What a job carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobPayload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_line_id: Option<String>,
+    /// Why the order is fetched: `create`, `upgrade`, `change`, `notify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+}
+
 impl From<sqlx::Error> for JobError {
     fn from(e: sqlx::Error) -> Self {
         JobError::Transient(e.to_string())
@@ -48,7 +65,7 @@ impl From<sqlx::Error> for JobError {
 }
 
 /// The delay before attempt `n + 1`: 5 s doubling to a ceiling of 30 min (about 3 hours over
-/// [`crate::produce::JOB_MAX_ATTEMPTS`] attempts, KooGallery's own retry horizon).
+/// [`JOB_MAX_ATTEMPTS`] attempts, KooGallery's own retry horizon).
 pub fn backoff_ms(attempts: i64) -> i64 {
     let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
     (5_000i64.saturating_mul(1i64 << exp)).min(30 * 60 * 1000)
@@ -186,7 +203,8 @@ impl Runner {
             }
             let creating = matches!(payload.purpose.as_deref(), Some("create"));
             if let (true, Some(id)) = (creating, payload.instance_id.as_deref()) {
-                fail_provisioning(&mut tx, id, code, message, now).await?;
+                crate::service::instances::fail_provisioning(&mut tx, id, code, message, now)
+                    .await?;
             }
             tx.commit().await?;
             Ok(())
@@ -270,7 +288,7 @@ impl Runner {
                         &json,
                         Some(&format!("provision|{instance_id}")),
                         now,
-                        crate::produce::JOB_MAX_ATTEMPTS,
+                        JOB_MAX_ATTEMPTS,
                         now,
                     )
                     .await?;
@@ -338,7 +356,9 @@ impl Runner {
             );
         }
         let sealed = match &outcome {
-            Some(Outcome::Ready(app)) => Some(seal_app(gw, app)?),
+            Some(Outcome::Ready(app)) => {
+                Some(crate::service::instances::seal_app(&gw.sealer, app)?)
+            }
             _ => None,
         };
         // The effects and the job's completion in one unit, conditional on the lease and on
@@ -412,71 +432,6 @@ impl Runner {
     }
 }
 
-/// Makes a provisioning instance active with its access information (sealed), recording the
-/// event. Returns false when the instance is no longer provisioning (nothing changed).
-pub async fn complete_provisioning(
-    gw: &Gateway,
-    conn: &mut AnyConnection,
-    instance_id: &str,
-    app: &AppInfo,
-    now: i64,
-) -> Result<bool, crate::store::StoreError> {
-    let Some(inst) = instances::get(conn, instance_id).await? else {
-        return Ok(false);
-    };
-    let mut unit = UnitOfWork::new();
-    if !crate::service::instances::provisioned_in(&mut unit, &inst, seal_app(gw, app)?, now) {
-        return Ok(false);
-    }
-    crate::store::uow::run_sqlx(conn, &unit)
-        .await
-        .map(|_| true)
-        .map_err(|e| match e {
-            CommitError::Store(e) => e,
-            CommitError::Conflict(label) => crate::store::StoreError::Commit(label.to_owned()),
-        })
-}
-
-/// Access information sealed with the data key, as stored.
-fn seal_app(gw: &Gateway, app: &AppInfo) -> Result<String, crate::store::StoreError> {
-    let json =
-        serde_json::to_string(app).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
-    Ok(gw.sealer.seal(&json))
-}
-
-/// Marks a provisioning instance failed with `code` (answered to KooGallery's later calls).
-/// Returns false when the instance is not provisioning (nothing changed).
-pub async fn fail_provisioning(
-    conn: &mut AnyConnection,
-    instance_id: &str,
-    code: ResultCode,
-    message: &str,
-    now: i64,
-) -> Result<bool, crate::store::StoreError> {
-    let Some(inst) = instances::get(conn, instance_id).await? else {
-        return Ok(false);
-    };
-    let Ok(t) = instance::apply(inst.state, Command::ProvisionFailed) else {
-        return Ok(false);
-    };
-    if !t.changed || !instances::set_state(conn, instance_id, t.from, t.to, now).await? {
-        return Ok(false);
-    }
-    instances::set_failure(conn, instance_id, code.code(), message, now).await?;
-    crate::service::instances::record_event(
-        conn,
-        instance_id,
-        Command::ProvisionFailed.event_kind(),
-        Some(t.from),
-        t.to,
-        None,
-        Some(message),
-        now,
-    )
-    .await?;
-    Ok(true)
-}
-
 /// What an order says about the instance of one of its lines.
 fn order_data(order: &OrderInfo, order_line_id: Option<&str>) -> OrderData {
     let line = order
@@ -515,7 +470,7 @@ mod tests {
         assert_eq!(backoff_ms(0), 5_000);
         assert_eq!(backoff_ms(1), 10_000);
         assert_eq!(backoff_ms(30), 30 * 60 * 1000);
-        let total: i64 = (1..crate::produce::JOB_MAX_ATTEMPTS).map(backoff_ms).sum();
+        let total: i64 = (1..JOB_MAX_ATTEMPTS).map(backoff_ms).sum();
         assert!((2 * 3_600_000..=5 * 3_600_000).contains(&total), "{total}");
     }
 }

@@ -9,6 +9,7 @@
 pub mod ingest;
 pub mod push;
 
+pub use crate::config::MeteringSettings as Settings;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
@@ -24,41 +25,6 @@ pub const MAX_AGE_MS: i64 = 21 * DAY_MS;
 pub const MAX_EVENT_QUANTITY: i64 = 999_999_999_999;
 /// How far in the future an event's `occurred_at` may lie (clock skew of the application).
 pub const FUTURE_TOLERANCE_MS: i64 = 60_000;
-
-/// Metering settings (`[metering]` in the config file).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// A window is sealed (no more events, due for push) this long after it ends.
-    pub grace_ms: i64,
-    /// Records per usage-push call: 1 to 1000 (openapi.md §8 #4: default 100).
-    pub batch_size: usize,
-    /// Products billed daily: their usage is aggregated per UTC day instead of per hour.
-    pub daily_products: Vec<String>,
-    /// First retry delay after a failed push; doubled per attempt up to `retry_max_ms`.
-    pub retry_first_ms: i64,
-    pub retry_max_ms: i64,
-    /// How often the scheduler looks for due windows.
-    pub tick_ms: u64,
-    /// Push to the old API (`/rest/marketplace/v1/isv/usage-data`, openapi.md §4).
-    pub legacy_api: bool,
-    /// `dashboardUrl` of `queryInstance`'s usage info; `{instance_id}` is replaced.
-    pub dashboard_url: Option<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            grace_ms: 5 * 60_000,
-            batch_size: koogallery::model::openapi::DEFAULT_USAGE_BATCH,
-            daily_products: Vec::new(),
-            retry_first_ms: 30_000,
-            retry_max_ms: 10 * 60_000,
-            tick_ms: 30_000,
-            legacy_api: false,
-            dashboard_url: None,
-        }
-    }
-}
 
 impl Settings {
     /// The window length of a product: a day when it is billed daily, else an hour.
@@ -162,7 +128,7 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
 /// Refused windows are not counted. `None` for instances that neither are on demand nor have
 /// usage.
 pub async fn usage_info(
-    gateway: &crate::produce::Gateway,
+    gateway: &crate::app::Gateway,
     conn: &mut sqlx::AnyConnection,
     inst: &crate::store::instances::Instance,
 ) -> Result<Option<Vec<koogallery::model::saas_v2::UsageInfo>>, crate::store::StoreError> {

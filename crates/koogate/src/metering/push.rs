@@ -28,8 +28,8 @@ use sqlx::AnyConnection;
 use tokio::sync::watch;
 
 use super::{MAX_AGE_MS, format_quantity, sdk_time};
+use crate::app::Gateway;
 use crate::openapi::{OpenApiError, UsagePushAnswer};
-use crate::produce::Gateway;
 use crate::store::usage::{self, Bucket, InstanceFacts};
 use crate::store::{StoreError, webhooks as store_webhooks};
 

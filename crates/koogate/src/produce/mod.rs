@@ -6,7 +6,6 @@ pub mod redact;
 mod v1;
 mod v2;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use koogallery::ResultCode;
@@ -17,64 +16,17 @@ use koogallery::model::saas_v2::{AppInfo, InstanceInfo};
 use koogallery::sign::body_sign;
 use serde::Serialize;
 use sqlx::AnyConnection;
-use tokio::sync::Notify;
 
-use crate::clock::Clock;
+pub use crate::app::{Gateway, Keys};
 use crate::domain::instance::Command;
 use crate::error::AppError;
-use crate::openapi::OpenApiClient;
-use crate::provision::Templates;
-use crate::seal::Sealer;
+use crate::jobs::JOB_MAX_ATTEMPTS;
+pub use crate::jobs::JobPayload;
 use crate::service::instances as service;
 use crate::store::audit::Entry;
 use crate::store::instances::Instance;
 use crate::store::uow::{CommitError, UnitOfWork};
-use crate::store::{Db, audit, instances, jobs, nonces};
-
-/// The access keys, one per interface type (spec README §3).
-#[derive(Clone)]
-pub struct Keys {
-    pub basic: String,
-    pub kit: String,
-    pub license: String,
-    pub generic: String,
-    /// V1 `authToken`, `Body-Sign` and field cipher key; the basic key unless configured.
-    pub v1: String,
-}
-
-impl std::fmt::Debug for Keys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Keys(..)")
-    }
-}
-
-/// Everything the production interface needs, built once at start.
-#[derive(Debug)]
-pub struct Gateway {
-    pub db: Db,
-    pub keys: Keys,
-    pub clock: Arc<dyn Clock>,
-    /// V2 freshness window.
-    pub window_ms: u64,
-    /// V1 freshness window.
-    pub v1_window_ms: u64,
-    /// V1 field cipher (request `mobilePhone`/`email`, response credentials).
-    pub v1_cipher: FieldCipher,
-    /// When set, V2 `queryInstance` credentials are encrypted with this cipher (basic key).
-    pub v2_cipher: Option<FieldCipher>,
-    pub sealer: Sealer,
-    pub templates: Templates,
-    /// KooGallery's open API, when account AK/SK are configured, so orders can be read.
-    pub openapi: Option<Arc<OpenApiClient>>,
-    /// Provisioners per product/SKU (first match); none matching: the built-in one.
-    pub provisioners: Vec<crate::config::ProvisionerRule>,
-    /// Client of provisioning webhooks.
-    pub http: reqwest::Client,
-    /// Wakes the job workers when a job is enqueued.
-    pub jobs_ready: Arc<Notify>,
-    /// Usage windows and push (docs/metering.md).
-    pub metering: crate::metering::Settings,
-}
+use crate::store::{audit, instances, jobs, nonces};
 
 /// A response ready for the wire: the exact body bytes and their `Body-Sign` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,27 +34,6 @@ pub struct Answer {
     pub body: Vec<u8>,
     pub body_sign: String,
 }
-
-/// Job kinds.
-pub const JOB_FETCH_ORDER: &str = "fetch_order";
-pub const JOB_PROVISION: &str = "provision";
-
-/// What a job carries.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct JobPayload {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instance_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_line_id: Option<String>,
-    /// Why the order is fetched: `create`, `upgrade`, `change`, `notify`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purpose: Option<String>,
-}
-
-/// Attempts before a job gives up (with the backoff schedule: about 3 hours).
-pub const JOB_MAX_ATTEMPTS: i64 = 16;
 
 impl Gateway {
     /// Serialises `value` (non-ASCII escaped) and signs exactly those bytes with `key`.
@@ -280,19 +211,6 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// The merchant's provisioner (`webhook`, `exec`) of a product/SKU: the first rule that
-    /// matches, unless that one is the built-in provisioner or none matches.
-    pub fn external_provisioner(
-        &self,
-        product_id: Option<&str>,
-        sku_code: Option<&str>,
-    ) -> Option<&crate::config::ProvisionerRule> {
-        self.provisioners
-            .iter()
-            .find(|r| r.matches(product_id, sku_code))
-            .filter(|r| !matches!(r.kind, crate::config::ProvisionerKind::Builtin))
-    }
-
     /// A V2 body over the size limit: `000002`, audited, nothing else done.
     pub async fn reject_oversized(&self, max_body_bytes: usize) -> Answer {
         let started = Instant::now();

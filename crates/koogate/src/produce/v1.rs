@@ -148,7 +148,14 @@ impl Gateway {
         let mut tx = self.db.begin().await?;
         let result = match outcome {
             Ok(Outcome::Ready(app)) => {
-                crate::jobs::complete_provisioning(self, &mut tx, &instance_id, &app, now).await?;
+                crate::service::instances::complete_provisioning(
+                    &self.sealer,
+                    &mut tx,
+                    &instance_id,
+                    &app,
+                    now,
+                )
+                .await?;
                 let inst = Gateway::instance(&mut tx, &instance_id).await?;
                 self.v1_new_reply(&inst)
             }
@@ -156,7 +163,8 @@ impl Gateway {
             Err(ProvisionError::Transient(m)) => Err(AppError::ProvisionerUnavailable(m)),
             Err(ProvisionError::Permanent(m)) => {
                 let code = ResultCode::ServiceError;
-                crate::jobs::fail_provisioning(&mut tx, &instance_id, code, &m, now).await?;
+                crate::service::instances::fail_provisioning(&mut tx, &instance_id, code, &m, now)
+                    .await?;
                 Err(AppError::ProvisionFailed(code, m))
             }
         };
@@ -461,8 +469,14 @@ impl Gateway {
                     customer_id: &r.customer_id,
                 };
                 let app = crate::provision::provision(&self.templates, vars);
-                if !crate::jobs::complete_provisioning(self, conn, &inst.instance_id, &app, now)
-                    .await?
+                if !crate::service::instances::complete_provisioning(
+                    &self.sealer,
+                    conn,
+                    &inst.instance_id,
+                    &app,
+                    now,
+                )
+                .await?
                 {
                     return Err(AppError::Conflict);
                 }

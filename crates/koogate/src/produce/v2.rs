@@ -11,11 +11,10 @@ use koogallery::query::{decode_query, param};
 use koogallery::sign::{SignedRequest, v2};
 use sqlx::AnyConnection;
 
-use super::{
-    Answer, Gateway, JOB_FETCH_ORDER, JOB_PROVISION, JobPayload, Renewal, fail_audit, redact,
-};
+use super::{Answer, Gateway, JobPayload, Renewal, fail_audit, redact};
 use crate::domain::instance::{self, Command, State};
 use crate::error::AppError;
+use crate::jobs::{JOB_FETCH_ORDER, JOB_PROVISION};
 use crate::service::instances as service;
 use crate::store::audit::Entry;
 use crate::store::instances::NewEvent;

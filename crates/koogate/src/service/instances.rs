@@ -7,10 +7,13 @@
 //! `"version"` conflict and the caller decides again: a renewal that loses the race against a
 //! release re-reads the released instance and is refused, never applied after it.
 
+use koogallery::ResultCode;
+use koogallery::model::saas_v2::AppInfo;
 use sqlx::AnyConnection;
 
 use crate::domain::instance::{self, Command, State};
 use crate::error::AppError;
+use crate::seal::Sealer;
 use crate::store::StoreError;
 use crate::store::instances::{self as store, Change, Instance, NewEvent};
 use crate::store::uow::{CommitError, UnitOfWork, run_sqlx};
@@ -240,6 +243,71 @@ pub async fn upgrade(
             at: now,
         },
     );
+    Ok(true)
+}
+
+/// Makes a provisioning instance active with its access information (sealed), recording the
+/// event. Returns false when the instance is no longer provisioning (nothing changed).
+pub async fn complete_provisioning(
+    sealer: &Sealer,
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    app: &AppInfo,
+    now: i64,
+) -> Result<bool, crate::store::StoreError> {
+    let Some(inst) = store::get(conn, instance_id).await? else {
+        return Ok(false);
+    };
+    let mut unit = UnitOfWork::new();
+    if !provisioned_in(&mut unit, &inst, seal_app(sealer, app)?, now) {
+        return Ok(false);
+    }
+    crate::store::uow::run_sqlx(conn, &unit)
+        .await
+        .map(|_| true)
+        .map_err(|e| match e {
+            CommitError::Store(e) => e,
+            CommitError::Conflict(label) => crate::store::StoreError::Commit(label.to_owned()),
+        })
+}
+
+/// Access information sealed with the data key, as stored.
+pub fn seal_app(sealer: &Sealer, app: &AppInfo) -> Result<String, crate::store::StoreError> {
+    let json =
+        serde_json::to_string(app).map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    Ok(sealer.seal(&json))
+}
+
+/// Marks a provisioning instance failed with `code` (answered to KooGallery's later calls).
+/// Returns false when the instance is not provisioning (nothing changed).
+pub async fn fail_provisioning(
+    conn: &mut AnyConnection,
+    instance_id: &str,
+    code: ResultCode,
+    message: &str,
+    now: i64,
+) -> Result<bool, crate::store::StoreError> {
+    let Some(inst) = store::get(conn, instance_id).await? else {
+        return Ok(false);
+    };
+    let Ok(t) = instance::apply(inst.state, Command::ProvisionFailed) else {
+        return Ok(false);
+    };
+    if !t.changed || !store::set_state(conn, instance_id, t.from, t.to, now).await? {
+        return Ok(false);
+    }
+    store::set_failure(conn, instance_id, code.code(), message, now).await?;
+    record_event(
+        conn,
+        instance_id,
+        Command::ProvisionFailed.event_kind(),
+        Some(t.from),
+        t.to,
+        None,
+        Some(message),
+        now,
+    )
+    .await?;
     Ok(true)
 }
 

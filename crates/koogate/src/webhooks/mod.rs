@@ -10,46 +10,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::produce::Gateway;
+pub use crate::config::Schedule;
+pub use crate::events::{EVENT_TYPES, check_event_types, check_secret, instance_event_type};
+
+use crate::app::Gateway;
 use crate::store::Result as StoreResult;
 use crate::store::instances::NewEvent;
 use crate::store::uow::UnitOfWork;
 use crate::store::webhooks::{self as store, Attempt, Claimed, Next};
-
-/// Every event type, in catalogue order (docs/integration.md). New types are added at the end;
-/// a receiver must ignore types it does not know.
-pub const EVENT_TYPES: &[&str] = &[
-    "instance.created",
-    "instance.ready",
-    "instance.provisioning_failed",
-    "instance.renewed",
-    "instance.frozen",
-    "instance.unfrozen",
-    "instance.upgraded",
-    "instance.specification_changed",
-    "instance.released",
-    "instance.credentials_rotated",
-    "order.fetched",
-    "webhook.test",
-    "usage.rejected",
-];
-
-/// The event type of an instance history entry (`instance_events.kind`), if it is published.
-pub fn instance_event_type(kind: &str) -> Option<&'static str> {
-    Some(match kind {
-        "created" => "instance.created",
-        "provisioned" => "instance.ready",
-        "provision_failed" => "instance.provisioning_failed",
-        "renewed" => "instance.renewed",
-        "frozen" => "instance.frozen",
-        "unfrozen" => "instance.unfrozen",
-        "upgraded" => "instance.upgraded",
-        "specification_changed" => "instance.specification_changed",
-        "released" => "instance.released",
-        "credentials_rotated" => "instance.credentials_rotated",
-        _ => return None,
-    })
-}
 
 /// The Standard Webhooks body: `{"type", "timestamp", "data"}`.
 pub fn envelope(event_type: &str, now_ms: i64, data: Value) -> String {
@@ -149,32 +117,6 @@ pub fn generate_secret() -> String {
     )
 }
 
-/// Checks a secret is usable: `whsec_` followed by base64.
-pub fn check_secret(secret: &str) -> Result<(), String> {
-    match secret.strip_prefix("whsec_") {
-        Some(rest) if !rest.is_empty() => standardwebhooks::Webhook::new(secret)
-            .map(|_| ())
-            .map_err(|_| "the part after whsec_ must be base64".to_owned()),
-        _ => Err(
-            "must start with whsec_ followed by base64 (as Standard Webhooks secrets do)"
-                .to_owned(),
-        ),
-    }
-}
-
-/// Checks an event-type filter: known types, or `*`.
-pub fn check_event_types(types: &[String]) -> Result<(), String> {
-    for t in types {
-        if t != "*" && !EVENT_TYPES.contains(&t.as_str()) {
-            return Err(format!(
-                "unknown event type {t:?}; known: {}",
-                EVENT_TYPES.join(", ")
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The signed headers of a body: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
 pub fn sign(
     secret: &str,
@@ -194,31 +136,6 @@ pub fn sign(
         ),
         (standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature),
     ])
-}
-
-/// When deliveries are retried, and for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Schedule {
-    /// Delay after the first failed attempt; doubled after each further one.
-    pub first_retry_ms: i64,
-    /// The longest delay between two attempts.
-    pub max_retry_ms: i64,
-    /// A delivery whose event is older than this when an attempt fails is given up.
-    pub max_age_ms: i64,
-    /// Timeout of one attempt.
-    pub timeout_ms: u64,
-}
-
-impl Default for Schedule {
-    /// 5 s, 10 s, 20 s … at most an hour apart, for up to 3 days; 10 s per attempt.
-    fn default() -> Self {
-        Self {
-            first_retry_ms: 5_000,
-            max_retry_ms: 3_600_000,
-            max_age_ms: 3 * 24 * 3_600_000,
-            timeout_ms: 10_000,
-        }
-    }
 }
 
 impl Schedule {

@@ -2,9 +2,9 @@
 //! each answer, as KooGallery's checker gives it.
 //!
 //! Every signature and body comes from the [`koogallery`] crate: the V2 URL signature over the
-//! canonical body (security.md §8–§9), the V1 `authToken` over the sorted query (security.md
-//! §6), the `Body-Sign` check (security.md §7) and the typed response models with their
-//! length checks.
+//! canonical body (security.md §8–§9), the kit `x-sign` over the canonical body (security.md
+//! §10), the V1 `authToken` over the sorted query (security.md §6), the `Body-Sign` check
+//! (security.md §7) and the typed response models with their length checks.
 
 use std::time::Duration;
 
@@ -71,8 +71,8 @@ pub enum Transport {
     V2Post,
     /// `GET url?params&timeStamp&authToken` (V1 families).
     V1Get,
-    /// `POST url/produceAPI/v2/<name>` with the `x-sign`/`x-timestamp`/`x-nonce` headers (the
-    /// joint-operation kit, jointop.md §1–§2).
+    /// `POST url/produceAPI/v2/<name>`, canonical JSON body, with the
+    /// `x-sign`/`x-timestamp`/`x-nonce` headers (the joint-operation kit, jointop.md §1–§2).
     KitPost,
 }
 
@@ -114,6 +114,20 @@ pub fn new_nonce() -> String {
     .to_uppercase()
 }
 
+/// The canonical form of `body` (security.md §8.1): compact, top-level keys sorted by UTF-16
+/// code unit, top-level `null`s dropped, nested members in their order, every value keeping its
+/// JSON type, escaped as Jackson escapes — what Huawei's official samples re-serialise a body to
+/// before checking its signature (`TreeMap` + `ObjectMapper`). Sending these bytes and signing
+/// them makes the signature verify both over the raw body and over the canonical form, since
+/// the canonical form of a canonical body is itself.
+pub fn canonical_body(body: &serde_json::Value) -> Result<String, BuildError> {
+    if !body.is_object() {
+        return Err(BuildError::NotAnObject);
+    }
+    let raw = serde_json::to_vec(body).map_err(|e| BuildError::Canonical(e.to_string()))?;
+    koogallery::canonical::canonicalize(&raw).map_err(|e| BuildError::Canonical(e.to_string()))
+}
+
 /// The V2 request for `body`: the canonical body (compact, top-level keys sorted, as every
 /// published example is), signed with `key` at wall-clock `timestamp_ms` (security.md §9).
 /// KooGallery sends the signature in upper-case hex.
@@ -124,12 +138,7 @@ pub fn prepare_v2(
     timestamp_ms: i64,
     nonce: &str,
 ) -> Result<Prepared, BuildError> {
-    if !body.is_object() {
-        return Err(BuildError::NotAnObject);
-    }
-    let raw = serde_json::to_vec(body).map_err(|e| BuildError::Canonical(e.to_string()))?;
-    let canonical = koogallery::canonical::canonicalize(&raw)
-        .map_err(|e| BuildError::Canonical(e.to_string()))?;
+    let canonical = canonical_body(body)?;
     let timestamp = timestamp_ms.to_string();
     let signature = v2::sign(key, nonce, &timestamp, canonical.as_bytes()).to_uppercase();
     let query = koogallery::query::encode_query(&[
@@ -196,10 +205,12 @@ pub fn prepare_v1(
 }
 
 /// The kit request for `body` (jointop.md §2, security.md §10): `POST` to `url` (the production
-/// URL with the kit path appended), the body as the `koogallery` model serialises it (the
-/// documentation's key order, numbers as numbers), signed over those raw bytes with the kit key
-/// at wall-clock `timestamp_ms` in the `x-sign` (upper-case hex, as KooGallery sends it),
-/// `x-timestamp` and `x-nonce` headers.
+/// URL with the kit path appended), the body in its [canonical form](canonical_body) (top-level
+/// keys sorted, numbers as numbers, nested arrays and objects in the model's order), signed over
+/// exactly those bytes with the kit key at wall-clock `timestamp_ms` in the `x-sign`
+/// (upper-case hex, as KooGallery sends it), `x-timestamp` and `x-nonce` headers. The body
+/// sent is the body signed, so a merchant that checks the raw bytes and one built on Huawei's
+/// kit sample, which sorts the top-level keys before checking, both accept it.
 pub fn prepare_kit(
     url: &str,
     key: &str,
@@ -207,16 +218,13 @@ pub fn prepare_kit(
     timestamp_ms: i64,
     nonce: &str,
 ) -> Result<Prepared, BuildError> {
-    if !body.is_object() {
-        return Err(BuildError::NotAnObject);
-    }
-    let raw = serde_json::to_vec(body).map_err(|e| BuildError::Canonical(e.to_string()))?;
+    let canonical = canonical_body(body)?;
     let timestamp = timestamp_ms.to_string();
-    let signature = kit::sign(key, nonce, &timestamp, &raw).to_uppercase();
+    let signature = kit::sign(key, nonce, &timestamp, canonical.as_bytes()).to_uppercase();
     Ok(Prepared {
         method: "POST",
         url: url.to_owned(),
-        body: Some(raw),
+        body: Some(canonical.into_bytes()),
         headers: vec![
             (kit::HEADER_SIGN, signature),
             (kit::HEADER_TIMESTAMP, timestamp),
@@ -722,6 +730,61 @@ mod tests {
             nonce: koogallery::query::param(&params, "nonce"),
         };
         assert!(v2::verify("k", &req, text.as_bytes(), 1_700_000_000_000, 60_000).is_ok());
+    }
+
+    #[test]
+    fn kit_request_is_canonical_and_verifies_both_ways() {
+        // kit-sig-001 (security.md §10): a tenantSync body in documentation key order.
+        let body: serde_json::Value = serde_json::from_str(
+            r#"{"instanceId":"huaweitest123456","orderId":"CS1906666666ABCDE","tenantId":"68cbc86abc2018ab880d92f36422fa0e","tenantCode":"huaweitest","name":"huaweitest","domainName":"https://huaweitest.example.com","flag":1,"testFlag":1,"timeStamp":"20220413093539534"}"#,
+        )
+        .unwrap();
+        let nonce = "50D83FDECAED6CCD8EF597F2A577950527928BA287D04E6036E92B2806FD17DA";
+        let p = prepare_kit(
+            "http://m/produce/produceAPI/v2/tenantSync",
+            "kitKey-Example-0001",
+            &body,
+            1_680_508_066_618,
+            nonce,
+        )
+        .unwrap();
+        let sent = p.body.clone().unwrap();
+        assert_eq!(
+            String::from_utf8(sent.clone()).unwrap(),
+            r#"{"domainName":"https://huaweitest.example.com","flag":1,"instanceId":"huaweitest123456","name":"huaweitest","orderId":"CS1906666666ABCDE","tenantCode":"huaweitest","tenantId":"68cbc86abc2018ab880d92f36422fa0e","testFlag":1,"timeStamp":"20220413093539534"}"#
+        );
+        let header = |n: &str| {
+            p.headers
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            header(kit::HEADER_SIGN),
+            Some("9651A71B04110DCA07846C2AD88F4EF9A56FAEECE0AD052DA9457DC302740FA4")
+        );
+        let req = koogallery::sign::SignedRequest {
+            signature: header(kit::HEADER_SIGN),
+            timestamp: header(kit::HEADER_TIMESTAMP),
+            nonce: header(kit::HEADER_NONCE),
+        };
+        assert_eq!(
+            kit::verify(
+                "kitKey-Example-0001",
+                &req,
+                &sent,
+                1_680_508_066_618,
+                60_000
+            ),
+            Ok(koogallery::sign::SignedForm::Raw)
+        );
+        // The bytes are their own canonical form, so the sorted path (Huawei's kit sample)
+        // computes the same MAC input.
+        assert!(koogallery::canonical::is_canonical(&sent));
+        assert_eq!(
+            prepare_kit("u", "k", &json!([1]), 0, "N").unwrap_err(),
+            BuildError::NotAnObject
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! merchant — tenant, application credential, organisation and users — and the bodies of the five
 //! V2 sync interfaces, built with the [`koogallery::model::kit`] models.
 //!
-//! Calls go to the production URL with `/produceAPI/v2/<name>` appended (jointop.md §1), signed
-//! with the kit key in the `x-sign`/`x-timestamp`/`x-nonce` headers (security.md §10).
+//! Calls go to the production URL with `/produceAPI/v2/<name>` appended (jointop.md §1), the
+//! body in its canonical form (top-level keys sorted, security.md §8.1), signed over those bytes
+//! with the kit key in the `x-sign`/`x-timestamp`/`x-nonce` headers (security.md §10) by
+//! [`crate::dispatch::prepare_kit`].
 //! `applicationSync.clientSecret` is encrypted with the merchant's RSA public key at each
 //! attempt (jointop.md §5), so a key configured after a failure is used by the restart.
 

@@ -90,9 +90,9 @@ async fn a_purchase_binds_the_tenant_application_organisation_and_users_in_order
     assert_eq!(tenant.field("orderId"), Some(instance.order_id.as_str()));
     assert!(tenant.field("domainName").unwrap().starts_with("https://"));
     assert_eq!(tenant.field("name"), Some(instance.customer_name.as_str()));
-    // Documentation key order, not sorted: the merchant must accept the raw form.
+    // Sent canonical (top-level keys sorted), so raw-body and sorted-key verifiers agree.
     let raw = String::from_utf8(tenant.raw.clone()).unwrap();
-    assert!(raw.starts_with(r#"{"instanceId":"#), "{raw}");
+    assert!(raw.starts_with(r#"{"domainName":"#), "{raw}");
 
     let app = &kit[1];
     let app_id = app.field("appId").unwrap();

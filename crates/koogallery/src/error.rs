@@ -168,6 +168,8 @@ pub enum TimeError {
     Empty,
     #[error("timestamp must be decimal digits only")]
     NotDigits,
+    #[error("timestamp must not start with 0")]
+    LeadingZero,
     #[error("timestamp has {got} characters, expected {expected}")]
     BadLength { got: usize, expected: &'static str },
     #[error("timestamp is not a valid date and time")]

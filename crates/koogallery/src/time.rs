@@ -24,14 +24,22 @@ const UTC8: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
     Err(_) => UtcOffset::UTC,
 };
 
-/// Parses a Unix-epoch timestamp in milliseconds. Decimal ASCII digits only (no sign, point
-/// or whitespace); a value of 10 digits or fewer is read as seconds (security.md §3.2).
+/// Parses a Unix-epoch timestamp in milliseconds. Decimal ASCII digits only, in the one form
+/// `Long.toString` writes (no sign, point, whitespace or leading zero); a value of 10 digits or
+/// fewer is read as seconds (security.md §3.2).
+///
+/// The form is strict because the signature covers `nonce + timestamp` concatenated: were
+/// `01680508066618` accepted, a captured request's nonce ending in `0` could be moved into the
+/// timestamp, giving the same signature with a "new" nonce — a replay.
 pub fn parse_epoch_millis(s: &str) -> Result<i64, TimeError> {
     if s.is_empty() {
         return Err(TimeError::Empty);
     }
     if !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(TimeError::NotDigits);
+    }
+    if s.len() > 1 && s.starts_with('0') {
+        return Err(TimeError::LeadingZero);
     }
     // 16 digits reach the year 318857; anything longer is not a timestamp.
     if s.len() > 16 {
@@ -267,6 +275,11 @@ mod tests {
         assert_eq!(parse_epoch_millis("1680508066618"), Ok(1_680_508_066_618));
         assert_eq!(parse_epoch_millis("1680508060"), Ok(1_680_508_060_000));
         assert_eq!(parse_epoch_millis(""), Err(TimeError::Empty));
+        assert_eq!(
+            parse_epoch_millis("01680508066618"),
+            Err(TimeError::LeadingZero)
+        );
+        assert_eq!(parse_epoch_millis("0"), Ok(0));
         assert_eq!(
             parse_epoch_millis("1680508066618.0"),
             Err(TimeError::NotDigits)

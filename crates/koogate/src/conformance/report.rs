@@ -64,8 +64,9 @@ fn one_line(s: &str) -> String {
 
 /// The JSON report (pretty-printed).
 pub fn json(report: &Report) -> String {
-    serde_json::to_string_pretty(report)
-        .unwrap_or_else(|e| format!(r#"{{"error":"cannot serialise the report: {e}"}}"#))
+    serde_json::to_string_pretty(report).unwrap_or_else(|e| {
+        serde_json::json!({"error": format!("cannot serialise the report: {e}")}).to_string()
+    })
 }
 
 /// The JUnit XML report: one `<testsuite>` per run, one `<testcase>` per case, a `<failure>`

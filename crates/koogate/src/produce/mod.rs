@@ -147,9 +147,14 @@ impl Gateway {
 
     /// Commits a call's unit of work with its nonce (first: a replay writes nothing) and its
     /// audit row, then wakes the job workers. Nothing is answered before this returns.
+    ///
+    /// The signature is remembered as well as the nonce: whatever reformatting of the signed
+    /// parts an attacker finds, a replay carries the same signature (lower-case hex, as
+    /// verified), and is refused like a repeated nonce.
     pub(super) async fn commit_call(
         &self,
         nonce: (&str, &str, i64),
+        signature: &str,
         mut unit: UnitOfWork,
         audit: &mut Entry,
         code: ResultCode,
@@ -158,6 +163,8 @@ impl Gateway {
         let now = audit.at;
         let mut all = UnitOfWork::new();
         nonces::remember_in(&mut all, nonce.0, nonce.1, now, nonce.2);
+        let signature = signature.to_ascii_lowercase();
+        nonces::remember_in(&mut all, "signature", &signature, now, nonce.2);
         all.extend(std::mem::take(&mut unit));
         finish_audit(audit, code, started);
         audit::insert_in(&mut all, audit);

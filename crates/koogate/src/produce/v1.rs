@@ -314,10 +314,9 @@ impl Gateway {
                         ..OrderData::default()
                     };
                     store_instances::set_order_data(conn, &inst.instance_id, &data, now).await?;
-                    let detail = format!(
-                        "{{\"skuCode\":\"{}\",\"productId\":\"{}\"}}",
-                        r.sku_code, r.product_id
-                    );
+                    let detail =
+                        serde_json::json!({"skuCode": r.sku_code, "productId": r.product_id})
+                            .to_string();
                     crate::service::instances::record_event(
                         conn,
                         &inst.instance_id,

@@ -80,9 +80,16 @@ impl Gateway {
         let nonce = req.nonce.unwrap_or_default();
         let expires_at =
             now.saturating_add(i64::try_from(self.window_ms.saturating_mul(2)).unwrap_or(i64::MAX));
+        let signature = req.signature.unwrap_or_default();
         let mut applied = self
             .v2_apply(
-                scope, nonce, expires_at, body, None, now, started, &mut audit,
+                (scope, nonce, expires_at),
+                signature,
+                body,
+                None,
+                now,
+                started,
+                &mut audit,
             )
             .await;
         if let Err(AppError::OrderUnread) = applied {
@@ -90,9 +97,8 @@ impl Gateway {
             applied = match self.read_order_inline(body).await {
                 Ok(order) => {
                     self.v2_apply(
-                        scope,
-                        nonce,
-                        expires_at,
+                        (scope, nonce, expires_at),
+                        signature,
                         body,
                         Some(&order),
                         now,
@@ -126,9 +132,8 @@ impl Gateway {
     #[allow(clippy::too_many_arguments)]
     async fn v2_apply(
         &self,
-        scope: &str,
-        nonce: &str,
-        expires_at: i64,
+        (scope, nonce, expires_at): (&str, &str, i64),
+        signature: &str,
         body: &[u8],
         order: Option<&OrderInfo>,
         now: i64,
@@ -139,7 +144,15 @@ impl Gateway {
         audit.test = request.test_flag();
         if let (Some(order), SaasV2Request::NewInstance(r)) = (order, &request) {
             return self
-                .v2_second_line(scope, nonce, expires_at, r, order, now, started, audit)
+                .v2_second_line(
+                    (scope, nonce, expires_at),
+                    signature,
+                    r,
+                    order,
+                    now,
+                    started,
+                    audit,
+                )
                 .await;
         }
         let mut retry = None;
@@ -155,6 +168,7 @@ impl Gateway {
             match self
                 .commit_call(
                     (scope, nonce, expires_at),
+                    signature,
                     unit,
                     audit,
                     reply.code(),
@@ -176,9 +190,8 @@ impl Gateway {
     #[allow(clippy::too_many_arguments)]
     async fn v2_second_line(
         &self,
-        scope: &str,
-        nonce: &str,
-        expires_at: i64,
+        (scope, nonce, expires_at): (&str, &str, i64),
+        signature: &str,
         r: &saas_v2::NewInstance,
         order: &OrderInfo,
         now: i64,
@@ -186,7 +199,10 @@ impl Gateway {
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
         let mut tx = self.db.begin().await?;
-        if !nonces::remember(&mut tx, scope, nonce, now, expires_at).await? {
+        let signature = signature.to_ascii_lowercase();
+        if !nonces::remember(&mut tx, scope, nonce, now, expires_at).await?
+            || !nonces::remember(&mut tx, "signature", &signature, now, expires_at).await?
+        {
             return Err(AppError::Replayed);
         }
         audit.order_id = Some(r.order_id.clone());

@@ -65,6 +65,19 @@ impl Writer {
         gate: Option<Arc<std::sync::Mutex<()>>>,
     ) -> Result<Writer, StoreError> {
         let conn = open(&path)?;
+        // The writer never checkpoints: a checkpoint copies the log into the database file and
+        // syncs it, which would stall every caller of the batch behind it. A thread of its own
+        // does it, passively (never waiting for readers or blocking the writer), and stops when
+        // the writer does.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        let checkpointer = open(&path)?;
+        let (stop_checkpoints, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("koogate-sqlite-checkpoint".to_owned())
+            .spawn(move || checkpoint_loop(&checkpointer, &stopped))
+            .map_err(|e| {
+                StoreError::Commit(format!("cannot start the SQLite checkpointer: {e}"))
+            })?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));
         let state = Thread {
@@ -73,6 +86,7 @@ impl Writer {
             sql: HashMap::new(),
             healthy: healthy.clone(),
             gate,
+            _stop_checkpoints: stop_checkpoints,
         };
         std::thread::Builder::new()
             .name("koogate-sqlite-writer".to_owned())
@@ -129,6 +143,21 @@ struct Thread {
     sql: HashMap<&'static str, String>,
     healthy: Arc<AtomicBool>,
     gate: Option<Arc<std::sync::Mutex<()>>>,
+    /// Dropped with the thread: the checkpointer then stops.
+    _stop_checkpoints: std::sync::mpsc::Sender<()>,
+}
+
+/// How often the log is checkpointed into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn checkpoint_loop(conn: &Connection, stopped: &std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stopped.recv_timeout(CHECKPOINT_EVERY)
+    {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "SQLite checkpoint failed; the log grows until one succeeds");
+        }
+    }
 }
 
 impl Thread {
@@ -160,7 +189,7 @@ impl Thread {
                 .collect()
         };
         if self.conn.is_none() {
-            match open(&self.path) {
+            match self.reopen() {
                 Ok(c) => self.conn = Some(c),
                 Err(e) => {
                     self.healthy.store(false, Ordering::Relaxed);
@@ -220,6 +249,12 @@ impl Thread {
     fn discard_connection(&mut self) {
         self.healthy.store(false, Ordering::Relaxed);
         self.conn = None;
+    }
+
+    fn reopen(&self) -> Result<Connection, StoreError> {
+        let conn = open(&self.path)?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        Ok(conn)
     }
 }
 

@@ -206,12 +206,17 @@ impl Thread {
         }
         let single = batch.len() == 1;
         let mut results = Vec::with_capacity(batch.len());
+        // A unit refused for a reason of the disk or the file, not of its own data.
+        let mut trouble = false;
         for request in batch {
             if !single && let Err(e) = conn.execute_batch("SAVEPOINT unit") {
                 results.push(Err(CommitError::Store(e.into())));
                 continue;
             }
             let outcome = run_unit(conn, &mut self.sql, &request.unit);
+            if let Err(CommitError::Store(StoreError::Sqlite(e))) = &outcome {
+                trouble |= !is_refusal(e);
+            }
             let undo = if outcome.is_err() {
                 if single {
                     "ROLLBACK"
@@ -232,9 +237,23 @@ impl Thread {
                 return failed_all(format!("cannot undo a failed unit: {e}"));
             }
             results.push(outcome);
+            // SQLite rolls a transaction back by itself on some errors (a full disk, I/O):
+            // then nothing of the batch so far is written, and what follows must not run in
+            // autocommit.
+            if !single && conn.is_autocommit() {
+                self.discard_connection();
+                return failed_all("the transaction was rolled back by SQLite".to_owned());
+            }
         }
         if single && results.first().is_some_and(Result::is_err) {
+            if trouble {
+                self.healthy.store(false, Ordering::Relaxed);
+            }
             return results;
+        }
+        if conn.is_autocommit() {
+            self.discard_connection();
+            return failed_all("the transaction was rolled back by SQLite".to_owned());
         }
         if let Err(e) = conn.execute_batch("COMMIT") {
             tracing::error!(error = %e, units = batch.len(), "SQLite commit failed; nothing of the batch was acknowledged");
@@ -242,7 +261,7 @@ impl Thread {
             self.discard_connection();
             return failed_all(format!("commit failed: {e}"));
         }
-        self.healthy.store(true, Ordering::Relaxed);
+        self.healthy.store(!trouble, Ordering::Relaxed);
         results
     }
 
@@ -281,6 +300,26 @@ fn run_unit(
         counts.push(u64::try_from(changed).unwrap_or(u64::MAX));
     }
     Ok(counts)
+}
+
+/// Whether an error is the database refusing a statement for its data (a constraint, a type),
+/// rather than trouble with the disk or the file.
+fn is_refusal(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DiskFull
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::DatabaseCorrupt
+            | ErrorCode::NotADatabase
+            | ErrorCode::OutOfMemory
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked,
+        ) => false,
+        _ => true,
+    }
 }
 
 impl rusqlite::ToSql for Arg {

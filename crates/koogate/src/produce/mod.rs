@@ -18,11 +18,9 @@ use serde::Serialize;
 use sqlx::AnyConnection;
 
 pub use crate::app::{Gateway, Keys};
-use crate::domain::instance::Command;
 use crate::error::AppError;
 use crate::jobs::JOB_MAX_ATTEMPTS;
 pub use crate::jobs::JobPayload;
-use crate::service::instances as service;
 use crate::store::audit::Entry;
 use crate::store::instances::Instance;
 use crate::store::uow::{CommitError, UnitOfWork};
@@ -75,6 +73,37 @@ impl Gateway {
         }
     }
 
+    /// The answer to an authenticated call that failed: its nonce is remembered with its audit
+    /// row, unless the nonce was remembered already — then the call is a replay, and is
+    /// answered and audited as one, whatever it asked for.
+    async fn reject_authenticated(
+        &self,
+        audit: &mut Entry,
+        e: AppError,
+        (scope, nonce, expires_at): (&str, &str, i64),
+        started: Instant,
+    ) -> AppError {
+        let e = if matches!(e, AppError::Replayed) {
+            e
+        } else {
+            fail_audit(audit, &e, started);
+            let mut unit = UnitOfWork::new();
+            nonces::remember_in(&mut unit, scope, nonce, audit.at, expires_at);
+            audit::insert_in(&mut unit, audit);
+            match self.db.commit(unit).await {
+                Ok(()) => return e,
+                Err(CommitError::Conflict("nonce")) => AppError::Replayed,
+                Err(other) => {
+                    tracing::error!(error = %other, activity = audit.activity.as_deref().unwrap_or("-"), "cannot write the audit row of a rejected call");
+                    return e;
+                }
+            }
+        };
+        fail_audit(audit, &e, started);
+        self.record_rejection(audit, None).await;
+        e
+    }
+
     /// Enqueues a job as a step of a unit of work; workers are woken after its commit.
     fn enqueue_in(
         &self,
@@ -118,31 +147,40 @@ impl Gateway {
         })
     }
 
-    /// A renewal inside a transaction the caller holds (V1). Returns false for a repeat.
-    pub(super) async fn renew(
+    /// The pipeline every KooGallery call goes through once it is authenticated and decoded:
+    /// `decide` reads what it needs through a pooled connection and plans its changes into a
+    /// unit of work; the unit is committed with the nonce and the audit row
+    /// ([`Gateway::commit_call`]). A unit whose reads went stale (a compare-and-set conflict)
+    /// is decided again on fresh reads, told which conflict it met.
+    pub(super) async fn decide_and_commit<R: Decide>(
         &self,
-        conn: &mut AnyConnection,
-        r: &Renewal<'_>,
+        request: &R,
+        replay: (&str, &str, i64),
+        signature: Option<&str>,
         now: i64,
-    ) -> Result<bool, AppError> {
-        let mut unit = UnitOfWork::new();
-        let (_, applied) = service::renew(conn, &mut unit, r, now).await?;
-        service::run_in(conn, &unit).await?;
-        Ok(applied)
-    }
-
-    /// A state command inside a transaction the caller holds (V1, jobs).
-    pub(super) async fn change_state(
-        &self,
-        conn: &mut AnyConnection,
-        instance_id: &str,
-        command: Command,
-        order_id: Option<&str>,
-        now: i64,
-    ) -> Result<(), AppError> {
-        let mut unit = UnitOfWork::new();
-        service::change_state(conn, &mut unit, instance_id, command, order_id, now).await?;
-        service::run_in(conn, &unit).await
+        audit: &mut Entry,
+        started: Instant,
+    ) -> Result<Reply<R::New>, AppError> {
+        let mut retry = None;
+        for _ in 0..MAX_DECISIONS {
+            let mut unit = UnitOfWork::new();
+            let reply = {
+                let mut conn = self.db.pool.acquire().await?;
+                request
+                    .decide(self, &mut conn, &mut unit, retry, now, audit)
+                    .await?
+            };
+            match self
+                .commit_call(replay, signature, unit, audit, reply.code(), started)
+                .await
+            {
+                Ok(()) => return Ok(reply),
+                Err(CommitError::Conflict("nonce")) => return Err(AppError::Replayed),
+                Err(CommitError::Conflict(label)) => retry = Some(label),
+                Err(CommitError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict)
     }
 
     /// Commits a call's unit of work with its nonce (first: a replay writes nothing) and its
@@ -154,7 +192,7 @@ impl Gateway {
     pub(super) async fn commit_call(
         &self,
         nonce: (&str, &str, i64),
-        signature: &str,
+        signature: Option<&str>,
         mut unit: UnitOfWork,
         audit: &mut Entry,
         code: ResultCode,
@@ -163,8 +201,10 @@ impl Gateway {
         let now = audit.at;
         let mut all = UnitOfWork::new();
         nonces::remember_in(&mut all, nonce.0, nonce.1, now, nonce.2);
-        let signature = signature.to_ascii_lowercase();
-        nonces::remember_in(&mut all, "signature", &signature, now, nonce.2);
+        if let Some(signature) = signature {
+            let signature = signature.to_ascii_lowercase();
+            nonces::remember_in(&mut all, "signature", &signature, now, nonce.2);
+        }
         all.extend(std::mem::take(&mut unit));
         finish_audit(audit, code, started);
         audit::insert_in(&mut all, audit);
@@ -234,6 +274,30 @@ impl Gateway {
         Gateway::error_answer(&self.keys.basic, &e)
     }
 }
+
+/// A decoded request of one protocol family, decided by [`Gateway::decide_and_commit`].
+pub(super) trait Decide: Sync {
+    /// The family's `newInstance` answer.
+    type New: NewAnswer + Send;
+
+    /// Reads what the request needs and plans its changes into `unit`; `retry` names the
+    /// conflict that made the previous decision fail.
+    fn decide<'a>(
+        &'a self,
+        gw: &'a Gateway,
+        conn: &'a mut AnyConnection,
+        unit: &'a mut UnitOfWork,
+        retry: Option<&'static str>,
+        now: i64,
+        audit: &'a mut Entry,
+    ) -> impl std::future::Future<Output = Result<Reply<Self::New>, AppError>> + Send + 'a;
+}
+
+/// How often a call is decided again after its unit of work lost a race (a compare-and-set
+/// conflict) before it answers `000005`; each retry re-reads what changed. Every round commits
+/// at least one of the contenders for an instance, so this bounds the contenders one call can
+/// lose to, far above what KooGallery sends for one instance.
+const MAX_DECISIONS: usize = 64;
 
 /// Every answer shape of one protocol generation; `N` is its `newInstance` answer.
 #[derive(Debug, Serialize)]

@@ -15,12 +15,14 @@ use koogallery::sign::v1;
 use sqlx::AnyConnection;
 
 use super::{Answer, Gateway, Renewal, encrypt_credentials, fail_audit, redact};
-use crate::domain::instance::{self, Command, State};
+use crate::domain::instance::{Command, State};
 use crate::error::AppError;
 use crate::provision::{Outcome, ProvisionError};
+use crate::service::instances as service;
 use crate::store::audit::Entry;
-use crate::store::instances::{self as store_instances, Instance, NewInstance, OrderData};
-use crate::store::{nonces, orders};
+use crate::store::instances::{self as store_instances, Change, Instance, NewEvent, NewInstance};
+use crate::store::orders;
+use crate::store::uow::UnitOfWork;
 
 /// This generation's answers.
 type Reply = super::Reply<saas_v1::NewInstanceResponse>;
@@ -78,10 +80,9 @@ impl Gateway {
         match applied {
             Ok(reply) => Gateway::answer(key, &reply),
             Err(e) => {
-                fail_audit(&mut audit, &e, started);
-                let remember =
-                    (!matches!(e, AppError::Replayed)).then_some(("v1", token, expires_at));
-                self.record_rejection(&audit, remember).await;
+                let e = self
+                    .reject_authenticated(&mut audit, e, ("v1", token, expires_at), started)
+                    .await;
                 if let AppError::Store(inner) = &e {
                     tracing::error!(error = %inner, "V1 request failed on the database");
                 }
@@ -99,19 +100,18 @@ impl Gateway {
         started: Instant,
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
-        let mut tx = self.db.begin().await?;
-        if !nonces::remember(&mut tx, "v1", token, now, expires_at).await? {
-            return Err(AppError::Replayed);
-        }
         let request = SaasV1Request::decode(params)?;
         audit.test = request.test_flag();
-        let reply = if request.test_flag() {
-            self.v1_test(&request)
-        } else {
-            self.v1_dispatch(&mut tx, &request, now, audit).await?
-        };
-        self.commit(tx, audit, reply.code(), started).await?;
-        Ok(reply)
+        // V1 has no nonce and no separate signature: the authToken is both.
+        self.decide_and_commit(
+            &request,
+            ("v1", token, expires_at),
+            None,
+            now,
+            audit,
+            started,
+        )
+        .await
     }
 
     /// V1 answers `newInstance` with the access information (§13.2): an instance whose product
@@ -225,17 +225,19 @@ impl Gateway {
         }
     }
 
-    async fn v1_dispatch(
+    async fn v1_decide(
         &self,
         conn: &mut AnyConnection,
+        unit: &mut UnitOfWork,
         request: &SaasV1Request,
+        retry: Option<&'static str>,
         now: i64,
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
         match request {
             SaasV1Request::NewInstance(r) => {
                 audit.order_id = Some(r.order_id.clone());
-                self.v1_new_instance(conn, r, now, audit).await
+                self.v1_new_instance(conn, unit, r, retry, now, audit).await
             }
             SaasV1Request::RefreshInstance(r) => {
                 audit.order_id = Some(r.order_id.clone());
@@ -248,31 +250,39 @@ impl Gateway {
                     product_id: r.product_id.as_deref(),
                     detail: serde_json::json!({"trialToFormal": r.is_trial_to_formal(), "expireTime": r.expire_time}).to_string(),
                 };
-                let applied = self.renew(conn, &renewal, now).await?;
+                let (inst, applied) = service::renew(conn, unit, &renewal, now).await?;
                 // V1 has no unfreeze for period products (instanceStatus is for on-demand ones,
                 // §13.7): a renewal of an expired, frozen instance is what reactivates it.
-                let inst = Gateway::instance(conn, &r.instance_id).await?;
                 let refund = r
                     .order_amount
                     .as_deref()
                     .is_some_and(|a| a.trim_start().starts_with('-'));
-                let runs_on = inst.expire_at.is_some_and(|at| at > now);
+                let expire_at = koogallery::time::parse_expire_time(&r.expire_time)
+                    .map(koogallery::time::epoch_millis)
+                    .ok();
+                let runs_on = expire_at.is_some_and(|at| at > now);
                 if applied && inst.state == State::Frozen && !refund && runs_on {
-                    self.change_state(
-                        conn,
-                        &r.instance_id,
+                    // The renewal above moved the version by one.
+                    let renewed = Instance {
+                        version: inst.version + 1,
+                        expire_at,
+                        ..inst
+                    };
+                    service::transition_in(
+                        unit,
+                        &renewed,
                         Command::Unfreeze,
                         Some(&r.order_id),
                         now,
-                    )
-                    .await?;
+                    )?;
                 }
                 Ok(Reply::ok())
             }
             SaasV1Request::ExpireInstance(r) => {
                 audit.instance_id = Some(r.instance_id.clone());
-                self.change_state(
+                service::change_state(
                     conn,
+                    unit,
                     &r.instance_id,
                     Command::Freeze,
                     Some(&r.order_id),
@@ -283,8 +293,9 @@ impl Gateway {
             }
             SaasV1Request::ReleaseInstance(r) => {
                 audit.instance_id = Some(r.instance_id.clone());
-                self.change_state(
+                service::change_state(
                     conn,
+                    unit,
                     &r.instance_id,
                     Command::Release,
                     Some(&r.order_id),
@@ -296,39 +307,25 @@ impl Gateway {
             SaasV1Request::Upgrade(r) => {
                 audit.order_id = Some(r.order_id.clone());
                 audit.instance_id = Some(r.instance_id.clone());
-                let inst = Gateway::instance(conn, &r.instance_id).await?;
-                let t = instance::apply(inst.state, Command::Upgrade)?;
-                let (_, first) = store_instances::apply_order_once(
+                let spec = Change {
+                    product_id: Some(r.product_id.clone()),
+                    sku_code: Some(r.sku_code.clone()),
+                    quantity: r.amount.clone().filter(|a| !a.is_empty()),
+                    ..Change::default()
+                };
+                let detail = serde_json::json!({"skuCode": r.sku_code, "productId": r.product_id})
+                    .to_string();
+                service::upgrade_with(
                     conn,
+                    unit,
+                    &r.instance_id,
                     &r.order_id,
                     "upgrade",
-                    &inst.instance_id,
+                    spec,
+                    Some(&detail),
                     now,
                 )
                 .await?;
-                if first {
-                    let data = OrderData {
-                        product_id: Some(r.product_id.clone()),
-                        sku_code: Some(r.sku_code.clone()),
-                        quantity: r.amount.clone().filter(|a| !a.is_empty()),
-                        ..OrderData::default()
-                    };
-                    store_instances::set_order_data(conn, &inst.instance_id, &data, now).await?;
-                    let detail =
-                        serde_json::json!({"skuCode": r.sku_code, "productId": r.product_id})
-                            .to_string();
-                    crate::service::instances::record_event(
-                        conn,
-                        &inst.instance_id,
-                        Command::Upgrade.event_kind(),
-                        Some(t.from),
-                        t.to,
-                        Some(&r.order_id),
-                        Some(&detail),
-                        now,
-                    )
-                    .await?;
-                }
                 Ok(Reply::ok())
             }
             SaasV1Request::InstanceStatus(r) => {
@@ -344,8 +341,7 @@ impl Gateway {
                         .into());
                     }
                 };
-                self.change_state(conn, &r.instance_id, command, None, now)
-                    .await?;
+                service::change_state(conn, unit, &r.instance_id, command, None, now).await?;
                 Ok(Reply::ok())
             }
             SaasV1Request::QueryInstance(r) => {
@@ -371,11 +367,14 @@ impl Gateway {
     }
 
     /// V1 `newInstance` (saas.md §13.2): idempotent by (orderId, productId); provisioned inline;
-    /// answered with the encrypted access information.
+    /// answered with the encrypted access information. A repeat answers from the stored instance;
+    /// the creation conflicts (`\"create\"`) when a concurrent duplicate won, and is decided again.
     async fn v1_new_instance(
         &self,
         conn: &mut AnyConnection,
+        unit: &mut UnitOfWork,
         r: &saas_v1::NewInstance,
+        retry: Option<&'static str>,
         now: i64,
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
@@ -417,71 +416,117 @@ impl Gateway {
             trial,
             expire_at,
         };
-        let (mut inst, created) = self.create_instance(conn, new, now).await?;
-        audit.instance_id = Some(inst.instance_id.clone());
-        if created {
-            let buyer = serde_json::json!({"customerId": r.customer_id, "customerName": r.customer_name, "mobilePhone": phone, "email": email});
-            let order = OrderInfo {
-                order_id: r.order_id.clone(),
-                order_type: if trial { "TRIAL" } else { "NEW" }.to_owned(),
-                order_line: vec![OrderLine {
-                    order_line_id: format!("{}|{}", r.order_id, r.product_id),
-                    charging_mode: charging_mode.unwrap_or("PERIOD").to_owned(),
-                    period_type: r.period_type.clone(),
-                    expire_time: r.expire_time.clone(),
-                    product_info: Some(vec![OrderProduct {
-                        product_id: Some(r.product_id.clone()),
-                        sku_code: r.sku_code.clone(),
-                        ..OrderProduct::default()
-                    }]),
-                    ..OrderLine::default()
-                }],
-                ..OrderInfo::default()
-            };
-            orders::save(
-                conn,
-                &order,
-                Some(&self.sealer.seal(&buyer.to_string())),
-                now,
-            )
-            .await?;
-            crate::service::instances::record_event(
-                conn,
-                &inst.instance_id,
-                "created",
-                None,
-                State::Provisioning,
-                Some(&r.order_id),
-                None,
-                now,
-            )
-            .await?;
-            // The built-in provisioner runs here, in the transaction; the merchant's
-            // application is called after it ([`Gateway::provision_by_application`]).
-            if self
-                .external_provisioner(Some(&r.product_id), r.sku_code.as_deref())
-                .is_none()
-            {
-                let vars = crate::provision::Vars {
-                    instance_id: &inst.instance_id,
-                    order_id: &r.order_id,
-                    customer_id: &r.customer_id,
-                };
-                let app = crate::provision::provision(&self.templates, vars);
-                if !crate::service::instances::complete_provisioning(
-                    &self.sealer,
-                    conn,
-                    &inst.instance_id,
-                    &app,
-                    now,
-                )
+        if let Some(id) = store_instances::keyed(conn, &new.create_key).await? {
+            let inst = service::load(conn, &id).await?;
+            audit.instance_id = Some(id);
+            return self.v1_new_reply(&inst);
+        }
+        // The id is the businessId, unless another instance has it (then the creation
+        // conflicted on it).
+        let mut new = new;
+        if retry == Some("create")
+            && store_instances::get(conn, &new.instance_id)
                 .await?
-                {
-                    return Err(AppError::Conflict);
-                }
-                inst = Gateway::instance(conn, &inst.instance_id).await?;
-            }
+                .is_some()
+        {
+            new.instance_id = uuid::Uuid::new_v4().to_string();
+        }
+        store_instances::create_in(unit, &new, now);
+        let buyer = serde_json::json!({"customerId": r.customer_id, "customerName": r.customer_name, "mobilePhone": phone, "email": email});
+        let order = OrderInfo {
+            order_id: r.order_id.clone(),
+            order_type: if trial { "TRIAL" } else { "NEW" }.to_owned(),
+            order_line: vec![OrderLine {
+                order_line_id: format!("{}|{}", r.order_id, r.product_id),
+                charging_mode: charging_mode.unwrap_or("PERIOD").to_owned(),
+                period_type: r.period_type.clone(),
+                expire_time: r.expire_time.clone(),
+                product_info: Some(vec![OrderProduct {
+                    product_id: Some(r.product_id.clone()),
+                    sku_code: r.sku_code.clone(),
+                    ..OrderProduct::default()
+                }]),
+                ..OrderLine::default()
+            }],
+            ..OrderInfo::default()
+        };
+        orders::save_in(
+            unit,
+            &order,
+            Some(&self.sealer.seal(&buyer.to_string())),
+            now,
+        );
+        service::record_in(
+            unit,
+            &NewEvent {
+                instance_id: &new.instance_id,
+                kind: "created",
+                from: None,
+                to: State::Provisioning,
+                order_id: Some(&r.order_id),
+                detail: None,
+                at: now,
+            },
+        );
+        audit.instance_id = Some(new.instance_id.clone());
+        // The instance as this unit creates it.
+        let mut inst = Instance {
+            instance_id: new.instance_id.clone(),
+            create_key: new.create_key.clone(),
+            protocol: new.protocol.to_owned(),
+            order_id: new.order_id.clone(),
+            order_line_id: None,
+            product_id: new.product_id.clone(),
+            sku_code: new.sku_code.clone(),
+            charging_mode: new.charging_mode.clone(),
+            quantity: new.quantity.clone(),
+            customer_id: new.customer_id.clone(),
+            state: State::Provisioning,
+            trial: new.trial,
+            expire_at: new.expire_at,
+            app_info: None,
+            failure_code: None,
+            failure_msg: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        // The built-in provisioner runs here, in the same unit; the merchant's application is
+        // called after the commit ([`Gateway::provision_by_application`]).
+        if self
+            .external_provisioner(Some(&r.product_id), r.sku_code.as_deref())
+            .is_none()
+        {
+            let vars = crate::provision::Vars {
+                instance_id: &inst.instance_id,
+                order_id: &r.order_id,
+                customer_id: &r.customer_id,
+            };
+            let app = crate::provision::provision(&self.templates, vars);
+            let sealed = service::seal_app(&self.sealer, &app)?;
+            service::provisioned_in(unit, &inst, sealed.clone(), now);
+            inst.state = State::Active;
+            inst.app_info = Some(sealed);
         }
         self.v1_new_reply(&inst)
+    }
+}
+
+impl super::Decide for SaasV1Request {
+    type New = saas_v1::NewInstanceResponse;
+
+    async fn decide(
+        &self,
+        gw: &Gateway,
+        conn: &mut AnyConnection,
+        unit: &mut UnitOfWork,
+        retry: Option<&'static str>,
+        now: i64,
+        audit: &mut Entry,
+    ) -> Result<Reply, AppError> {
+        if self.test_flag() {
+            return Ok(gw.v1_test(self));
+        }
+        gw.v1_decide(conn, unit, self, retry, now, audit).await
     }
 }

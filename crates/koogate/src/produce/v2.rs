@@ -20,7 +20,7 @@ use crate::store::audit::Entry;
 use crate::store::instances::NewEvent;
 use crate::store::instances::{self as store_instances, Instance, NewInstance};
 use crate::store::nonces;
-use crate::store::uow::{CommitError, UnitOfWork};
+use crate::store::uow::UnitOfWork;
 
 /// This generation's answers.
 type Reply = super::Reply<saas_v2::NewInstanceResponse>;
@@ -113,10 +113,9 @@ impl Gateway {
         match applied {
             Ok(reply) => Gateway::answer(key, &reply),
             Err(e) => {
-                fail_audit(&mut audit, &e, started);
-                let remember =
-                    (!matches!(e, AppError::Replayed)).then_some((scope, nonce, expires_at));
-                self.record_rejection(&audit, remember).await;
+                let e = self
+                    .reject_authenticated(&mut audit, e, (scope, nonce, expires_at), started)
+                    .await;
                 if let AppError::Store(inner) = &e {
                     tracing::error!(error = %inner, "V2 request failed on the database");
                 }
@@ -155,34 +154,15 @@ impl Gateway {
                 )
                 .await;
         }
-        let mut retry = None;
-        for _ in 0..MAX_DECISIONS {
-            let mut unit = UnitOfWork::new();
-            let reply = if request.test_flag() {
-                self.v2_test(&request)
-            } else {
-                let mut conn = self.db.pool.acquire().await?;
-                self.v2_decide(&mut conn, &mut unit, &request, retry, now, audit)
-                    .await?
-            };
-            match self
-                .commit_call(
-                    (scope, nonce, expires_at),
-                    signature,
-                    unit,
-                    audit,
-                    reply.code(),
-                    started,
-                )
-                .await
-            {
-                Ok(()) => return Ok(reply),
-                Err(CommitError::Conflict("nonce")) => return Err(AppError::Replayed),
-                Err(CommitError::Conflict(label)) => retry = Some(label),
-                Err(CommitError::Store(e)) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Conflict)
+        self.decide_and_commit(
+            &request,
+            (scope, nonce, expires_at),
+            Some(signature),
+            now,
+            audit,
+            started,
+        )
+        .await
     }
 
     /// A `newInstance` of a later line of an order, with the order read: in a transaction of
@@ -667,9 +647,24 @@ impl Gateway {
     }
 }
 
-/// How often a call is decided again after its unit of work lost a race (a compare-and-set
-/// conflict) before it answers `000005`; each retry re-reads what changed.
-const MAX_DECISIONS: usize = 8;
+impl super::Decide for SaasV2Request {
+    type New = saas_v2::NewInstanceResponse;
+
+    async fn decide(
+        &self,
+        gw: &Gateway,
+        conn: &mut AnyConnection,
+        unit: &mut UnitOfWork,
+        retry: Option<&'static str>,
+        now: i64,
+        audit: &mut Entry,
+    ) -> Result<Reply, AppError> {
+        if self.test_flag() {
+            return Ok(gw.v2_test(self));
+        }
+        gw.v2_decide(conn, unit, self, retry, now, audit).await
+    }
+}
 
 /// How long a `newInstance` for a second line of an order waits for the order (saas.md §6:
 /// inline only when fast); KooGallery's own timeout is 20 s.

@@ -222,15 +222,41 @@ pub async fn upgrade(
     order_id: &str,
     now: i64,
 ) -> Result<bool, AppError> {
+    // No column changes (V2 reads the new specification from the order later), but the
+    // version moves, so the upgrade is ordered against a concurrent release.
+    upgrade_with(
+        conn,
+        unit,
+        instance_id,
+        order_id,
+        "upgradeInstance",
+        Change::default(),
+        None,
+        now,
+    )
+    .await
+}
+
+/// An upgrade to the specification `spec` (V1 carries it in the request), applied once per
+/// `(order_id, activity)`, recorded with `detail`. Returns whether the order is new.
+#[allow(clippy::too_many_arguments)]
+pub async fn upgrade_with(
+    conn: &mut AnyConnection,
+    unit: &mut UnitOfWork,
+    instance_id: &str,
+    order_id: &str,
+    activity: &str,
+    spec: Change,
+    detail: Option<&str>,
+    now: i64,
+) -> Result<bool, AppError> {
     let inst = load(conn, instance_id).await?;
     let t = instance::apply(inst.state, Command::Upgrade)?;
-    if store::order_applied(conn, order_id, "upgradeInstance").await? {
+    if store::order_applied(conn, order_id, activity).await? {
         return Ok(false);
     }
-    store::apply_order_once_in(unit, order_id, "upgradeInstance", instance_id, now);
-    // No column changes (the new specification is read from the order later), but the version
-    // moves, so the upgrade is ordered against a concurrent release.
-    store::change_in(unit, &inst, &Change::default(), now);
+    store::apply_order_once_in(unit, order_id, activity, instance_id, now);
+    store::change_in(unit, &inst, &spec, now);
     record_in(
         unit,
         &NewEvent {
@@ -239,7 +265,7 @@ pub async fn upgrade(
             from: Some(t.from),
             to: t.to,
             order_id: Some(order_id),
-            detail: None,
+            detail,
             at: now,
         },
     );

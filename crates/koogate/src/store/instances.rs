@@ -396,6 +396,8 @@ pub struct Change {
     pub expire_at: Option<i64>,
     pub trial: Option<bool>,
     pub product_id: Option<String>,
+    pub sku_code: Option<String>,
+    pub quantity: Option<String>,
     /// Sealed access information.
     pub app_info: Option<String>,
 }
@@ -407,7 +409,8 @@ pub fn change_in(unit: &mut UnitOfWork, inst: &Instance, c: &Change, now_ms: i64
         "version",
         "UPDATE instances SET state = COALESCE($1, state), expire_at = COALESCE($2, expire_at), \
          trial = COALESCE($3, trial), product_id = COALESCE($4, product_id), \
-         app_info = COALESCE($8, app_info), updated_at = $5, \
+         app_info = COALESCE($8, app_info), sku_code = COALESCE($9, sku_code), \
+         quantity = COALESCE($10, quantity), updated_at = $5, \
          version = version + 1 WHERE instance_id = $6 AND version = $7",
         vec![
             c.state.map(State::as_str).into(),
@@ -418,6 +421,8 @@ pub fn change_in(unit: &mut UnitOfWork, inst: &Instance, c: &Change, now_ms: i64
             (&inst.instance_id).into(),
             inst.version.into(),
             (&c.app_info).into(),
+            (&c.sku_code).into(),
+            (&c.quantity).into(),
         ],
     );
 }

@@ -5,6 +5,7 @@ use koogallery::model::openapi::{ExtendParam, OrderInfo};
 use sqlx::{AnyConnection, Row};
 
 use super::Result;
+use super::uow::UnitOfWork;
 
 fn params_json(params: Option<&Vec<ExtendParam>>) -> Option<String> {
     params
@@ -12,68 +13,80 @@ fn params_json(params: Option<&Vec<ExtendParam>>) -> Option<String> {
         .and_then(|p| serde_json::to_string(p).ok())
 }
 
-/// Stores (or refreshes) an order with its lines and products.
+/// Stores (or refreshes) an order with its lines and products, as steps of a unit of work.
+pub fn save_in(unit: &mut UnitOfWork, order: &OrderInfo, buyer_sealed: Option<&str>, now_ms: i64) {
+    let customer_id = order
+        .buyer_info
+        .as_ref()
+        .and_then(|b| b.customer_id.clone());
+    unit.push(
+        "INSERT INTO orders (order_id, order_type, create_time, customer_id, buyer_sealed, extend_params, fetched_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO UPDATE SET order_type = excluded.order_type, \
+         create_time = excluded.create_time, customer_id = excluded.customer_id, buyer_sealed = excluded.buyer_sealed, \
+         extend_params = excluded.extend_params, fetched_at = excluded.fetched_at",
+        vec![
+            (&order.order_id).into(),
+            (&order.order_type).into(),
+            (&order.create_time).into(),
+            customer_id.into(),
+            buyer_sealed.into(),
+            params_json(order.extend_params.as_ref()).into(),
+            now_ms.into(),
+        ],
+    );
+    for line in &order.order_line {
+        unit.push(
+            "INSERT INTO order_lines (order_line_id, order_id, charging_mode, period_type, period_number, expire_time, extend_params) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_line_id) DO UPDATE SET order_id = excluded.order_id, \
+             charging_mode = excluded.charging_mode, period_type = excluded.period_type, period_number = excluded.period_number, \
+             expire_time = excluded.expire_time, extend_params = excluded.extend_params",
+            vec![
+                (&line.order_line_id).into(),
+                (&order.order_id).into(),
+                (&line.charging_mode).into(),
+                (&line.period_type).into(),
+                line.period_number.as_ref().and_then(|n| n.as_i64()).into(),
+                (&line.expire_time).into(),
+                params_json(line.extend_params.as_ref()).into(),
+            ],
+        );
+        unit.push(
+            "DELETE FROM order_line_products WHERE order_line_id = $1",
+            vec![(&line.order_line_id).into()],
+        );
+        for (position, p) in line.product_info.iter().flatten().enumerate() {
+            unit.push(
+                "INSERT INTO order_line_products (order_line_id, position, product_id, sku_code, linear_value, product_name) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                vec![
+                    (&line.order_line_id).into(),
+                    i64::try_from(position).unwrap_or(i64::MAX).into(),
+                    p.product_id.clone().unwrap_or_default().into(),
+                    (&p.sku_code).into(),
+                    p.linear_value.as_ref().map(|v| v.as_str().to_owned()).into(),
+                    (&p.product_name).into(),
+                ],
+            );
+        }
+    }
+}
+
+/// [`save_in`] inside a transaction the caller holds.
 pub async fn save(
     conn: &mut AnyConnection,
     order: &OrderInfo,
     buyer_sealed: Option<&str>,
     now_ms: i64,
 ) -> Result<()> {
-    let customer_id = order
-        .buyer_info
-        .as_ref()
-        .and_then(|b| b.customer_id.clone());
-    sqlx::query(
-        "INSERT INTO orders (order_id, order_type, create_time, customer_id, buyer_sealed, extend_params, fetched_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO UPDATE SET order_type = excluded.order_type, \
-         create_time = excluded.create_time, customer_id = excluded.customer_id, buyer_sealed = excluded.buyer_sealed, \
-         extend_params = excluded.extend_params, fetched_at = excluded.fetched_at",
-    )
-    .bind(&order.order_id)
-    .bind(&order.order_type)
-    .bind(&order.create_time)
-    .bind(customer_id)
-    .bind(buyer_sealed)
-    .bind(params_json(order.extend_params.as_ref()))
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?;
-    for line in &order.order_line {
-        sqlx::query(
-            "INSERT INTO order_lines (order_line_id, order_id, charging_mode, period_type, period_number, expire_time, extend_params) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_line_id) DO UPDATE SET order_id = excluded.order_id, \
-             charging_mode = excluded.charging_mode, period_type = excluded.period_type, period_number = excluded.period_number, \
-             expire_time = excluded.expire_time, extend_params = excluded.extend_params",
-        )
-        .bind(&line.order_line_id)
-        .bind(&order.order_id)
-        .bind(&line.charging_mode)
-        .bind(&line.period_type)
-        .bind(line.period_number.as_ref().and_then(|n| n.as_i64()))
-        .bind(&line.expire_time)
-        .bind(params_json(line.extend_params.as_ref()))
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("DELETE FROM order_line_products WHERE order_line_id = $1")
-            .bind(&line.order_line_id)
-            .execute(&mut *conn)
-            .await?;
-        for (position, p) in line.product_info.iter().flatten().enumerate() {
-            sqlx::query(
-                "INSERT INTO order_line_products (order_line_id, position, product_id, sku_code, linear_value, product_name) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&line.order_line_id)
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .bind(p.product_id.clone().unwrap_or_default())
-            .bind(&p.sku_code)
-            .bind(p.linear_value.as_ref().map(|v| v.as_str().to_owned()))
-            .bind(&p.product_name)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }
-    Ok(())
+    let mut unit = UnitOfWork::new();
+    save_in(&mut unit, order, buyer_sealed, now_ms);
+    super::uow::run_sqlx(conn, &unit)
+        .await
+        .map(drop)
+        .map_err(|e| match e {
+            super::uow::CommitError::Store(e) => e,
+            super::uow::CommitError::Conflict(label) => super::StoreError::Commit(label.to_owned()),
+        })
 }
 
 /// Whether an order has been stored.

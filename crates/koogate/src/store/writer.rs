@@ -306,20 +306,20 @@ fn run_unit(
 /// rather than trouble with the disk or the file.
 fn is_refusal(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode;
-    match e.sqlite_error_code() {
+    !matches!(
+        e.sqlite_error_code(),
         Some(
             ErrorCode::DiskFull
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::CannotOpen
-            | ErrorCode::ReadOnly
-            | ErrorCode::DatabaseCorrupt
-            | ErrorCode::NotADatabase
-            | ErrorCode::OutOfMemory
-            | ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked,
-        ) => false,
-        _ => true,
-    }
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::ReadOnly
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::NotADatabase
+                | ErrorCode::OutOfMemory
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked,
+        )
+    )
 }
 
 impl rusqlite::ToSql for Arg {

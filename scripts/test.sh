@@ -11,6 +11,9 @@
 #
 # The throwaway cluster uses `trust` authentication: it listens on 127.0.0.1 only, holds nothing
 # but test data, and lives only as long as this script.
+#
+# Either way it exports KOOGATE_REQUIRE_POSTGRES=1, so a PostgreSQL test that finds no
+# KOOGATE_TEST_POSTGRES_URL fails instead of skipping: this script never passes without them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +27,9 @@ for arg in "$@"; do
     esac
 done
 run_tests() { cargo test ${scope:+"$scope"} --locked "$@"; }
+
+# Both ways below (the given server, or a throwaway cluster): the PostgreSQL tests must run.
+export KOOGATE_REQUIRE_POSTGRES=1
 
 if [ -n "${KOOGATE_TEST_POSTGRES_URL:-}" ]; then
     run_tests "$@"

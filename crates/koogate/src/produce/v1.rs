@@ -71,18 +71,19 @@ impl Gateway {
             .v1_apply(token, expires_at, &params, now, started, &mut audit)
             .await
         {
+            // Committed, nonce and audit row included: what the application then says is
+            // recorded by `provision_by_application` in that audit row.
             Ok(reply) => {
                 self.provision_by_application(reply, &mut audit, started)
                     .await
             }
-            Err(e) => Err(e),
+            Err(e) => Err(self
+                .reject_authenticated(&mut audit, e, ("v1", token, expires_at), started)
+                .await),
         };
         match applied {
             Ok(reply) => Gateway::answer(key, &reply),
             Err(e) => {
-                let e = self
-                    .reject_authenticated(&mut audit, e, ("v1", token, expires_at), started)
-                    .await;
                 if let AppError::Store(inner) = &e {
                     tracing::error!(error = %inner, "V1 request failed on the database");
                 }

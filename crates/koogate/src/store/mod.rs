@@ -159,6 +159,14 @@ impl Db {
         Ok(db)
     }
 
+    /// Closes the pool and the writer: every later statement and commit fails.
+    pub async fn close(&self) {
+        if let Some(w) = &self.writer {
+            w.close();
+        }
+        self.pool.close().await;
+    }
+
     /// Whether the database answers and its last commit succeeded (for `/readyz`).
     pub async fn ping(&self) -> bool {
         self.writer.as_ref().is_none_or(writer::Writer::healthy)

@@ -44,6 +44,8 @@ pub struct Writer {
     healthy: Arc<AtomicBool>,
     /// Units handed in so far.
     handed_in: Arc<AtomicUsize>,
+    /// Set by [`Writer::close`]: every later commit fails.
+    closed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -96,11 +98,15 @@ impl Writer {
             tx,
             healthy,
             handed_in: Arc::new(AtomicUsize::new(0)),
+            closed: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// Commits `unit` durably, or not at all.
     pub async fn commit(&self, unit: UnitOfWork) -> Result<Counts, CommitError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(StoreError::Commit("the database is closed".to_owned()).into());
+        }
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Request { unit, reply })
@@ -110,6 +116,12 @@ impl Writer {
         answer
             .await
             .map_err(|_| StoreError::Commit("the SQLite writer has stopped".to_owned()))?
+    }
+
+    /// Refuses every later commit (shutdown; tests of an unavailable database).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.healthy.store(false, Ordering::Relaxed);
     }
 
     /// Whether the last commit succeeded.

@@ -492,3 +492,70 @@ async fn racing_commands_on_one_instance_form_one_chain(backend: Backend) {
     );
     s.stop().await;
 }
+
+backend_tests!(a_captured_call_cannot_be_replayed_by_reformatting_it);
+/// The signature covers `nonce + timestamp` concatenated, so a captured call whose nonce ends
+/// in `0` could be sent again with that `0` moved to the front of the timestamp: the same
+/// signature with a "new" nonce. The timestamp's strict form refuses that, and so does the
+/// signature being remembered: a freeze captured once is applied once.
+async fn a_captured_call_cannot_be_replayed_by_reformatting_it(backend: Backend) {
+    let db = TestDb::fresh(backend).await;
+    let s = TestServer::start(&db, Options::default()).await;
+    let id = provisioned(&s, "CS-REPLAY").await;
+    let body =
+        format!(r#"{{"activity":"updateInstanceStatus","instanceId":"{id}","status":"FREEZE"}}"#);
+    let ts = common::now_ms().to_string();
+    let nonce = "5f2b9c7e0";
+    let sig = koogallery::sign::v2::sign(BASIC_KEY, nonce, &ts, body.as_bytes());
+    s.post(
+        &format!("signature={sig}&timestamp={ts}&nonce={nonce}"),
+        &body,
+    )
+    .await
+    .expect("000000");
+    let frozen = "SELECT COUNT(*) FROM instance_events WHERE kind = 'frozen'";
+    assert_eq!(s.count(frozen).await, 1);
+
+    // The nonce's last digit moved into the timestamp: the same signed bytes.
+    let moved = format!("0{ts}");
+    assert_eq!(
+        koogallery::sign::v2::sign(BASIC_KEY, "5f2b9c7e", &moved, body.as_bytes()),
+        sig
+    );
+    let r = s
+        .post(
+            &format!("signature={sig}&timestamp={moved}&nonce=5f2b9c7e"),
+            &body,
+        )
+        .await;
+    r.expect("000002");
+    assert!(r.msg().contains("timestamp"), "{}", r.msg());
+    // The same signature under an upper-case spelling and the original parts: still a replay.
+    s.post(
+        &format!(
+            "signature={}&timestamp={ts}&nonce={nonce}",
+            sig.to_ascii_uppercase()
+        ),
+        &body,
+    )
+    .await
+    .expect("000002");
+    // Unfrozen in between, the captured freeze still cannot be applied again.
+    s.v2(&format!(
+        r#"{{"activity":"updateInstanceStatus","instanceId":"{id}","status":"UNFREEZE"}}"#
+    ))
+    .await
+    .expect("000000");
+    s.post(
+        &format!("signature={sig}&timestamp={ts}&nonce={nonce}"),
+        &body,
+    )
+    .await
+    .expect("000002");
+    assert_eq!(
+        s.count(frozen).await,
+        1,
+        "{backend:?}: the freeze was applied twice"
+    );
+    s.stop().await;
+}

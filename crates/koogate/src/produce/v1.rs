@@ -417,7 +417,10 @@ impl Gateway {
             trial,
             expire_at,
         };
-        if let Some(id) = store_instances::keyed(conn, &new.create_key).await? {
+        // As for V2: read only after the creation conflicted (a repeat, or the id is taken).
+        if retry.is_some()
+            && let Some(id) = store_instances::keyed(conn, &new.create_key).await?
+        {
             let inst = service::load(conn, &id).await?;
             audit.instance_id = Some(id);
             return self.v1_new_reply(&inst);

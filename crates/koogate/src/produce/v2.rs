@@ -353,7 +353,12 @@ impl Gateway {
         audit: &mut Entry,
     ) -> Result<Reply, AppError> {
         let line = line_key(&r.order_id, &r.order_line_id);
-        if let Some(id) = store_instances::keyed(conn, &line).await? {
+        // The first decision assumes the common case, a first call for the line, and reads
+        // nothing: the creation step itself refuses a line that exists (a `"create"`
+        // conflict), and the decision after it reads which instance the line has.
+        if retry.is_some()
+            && let Some(id) = store_instances::keyed(conn, &line).await?
+        {
             let inst = service::load(conn, &id).await?;
             audit.instance_id = Some(id);
             return Ok(Reply::New(saas_v2::NewInstanceResponse::new(

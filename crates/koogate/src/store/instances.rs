@@ -348,13 +348,16 @@ pub fn history_in(unit: &mut UnitOfWork, e: &NewEvent<'_>) {
 }
 
 /// The creation of an instance as a step: a `"create"` conflict when its `create_key` or its
-/// id is taken (the caller re-reads: a duplicate, or an id to replace).
+/// id is taken, or when its key already leads to another instance through `instance_keys` (a
+/// line joined to another line's instance). The caller then reads: a duplicate, or an id to
+/// replace.
 pub fn create_in(unit: &mut UnitOfWork, new: &NewInstance, now_ms: i64) {
     unit.push_one(
         "create",
         "INSERT INTO instances (instance_id, create_key, protocol, order_id, order_line_id, product_id, sku_code, \
          charging_mode, quantity, customer_id, state, trial, expire_at, created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, 1) ON CONFLICT DO NOTHING",
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, 1 \
+         WHERE NOT EXISTS (SELECT 1 FROM instance_keys WHERE key_text = $2) ON CONFLICT DO NOTHING",
         vec![
             (&new.instance_id).into(),
             (&new.create_key).into(),

@@ -252,8 +252,23 @@ impl TestServer {
     }
 
     /// Sends a V1 GET with these parameters plus `timeStamp` and a valid `authToken`.
+    ///
+    /// Each call gets a later `timeStamp` than the one before: V1 has no nonce, so two calls
+    /// with the same parameters in the same millisecond would carry the same `authToken` — a
+    /// replay, which KooGallery never sends (its retries are signed anew).
     pub async fn v1(&self, params: &[(&str, &str)]) -> Reply {
-        let ts = koogallery::time::format_millis17(time::OffsetDateTime::now_utc());
+        static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+        let now = now_ms();
+        let ms = LAST
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |last| Some(now.max(last + 1)),
+            )
+            .map_or(now, |last| now.max(last + 1));
+        let ts = koogallery::time::format_millis17(
+            koogallery::time::from_epoch_millis(ms).expect("a current time"),
+        );
         let mut all: Vec<(String, String)> = params
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

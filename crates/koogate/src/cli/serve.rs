@@ -119,6 +119,14 @@ pub async fn run_server(
         Some(t) => Some(crate::http::tls_acceptor(&t.cert, &t.key)?),
         None => None,
     };
+    if gateway.openapi.is_none() {
+        // Said at every start, not only in the docs: this refuses real orders.
+        tracing::warn!(
+            "account AK/SK are not configured (KOOGATE_AK, KOOGATE_SK): orders cannot be read, so \
+             the second line of a multi-line V2 order is answered 000005 until they are, and \
+             KooGallery refunds it after its retries (about 3 hours)"
+        );
+    }
     if db.backend == crate::store::Backend::Sqlite {
         // SQLite serves one node: any lease left in the database belongs to a process that died.
         // Not fatal: the leases expire on their own, and /readyz reports the database.

@@ -64,9 +64,34 @@ pub fn params(params: &[(String, String)]) -> String {
     Value::Object(map).to_string()
 }
 
+/// How much of an unauthenticated request the audit log keeps.
+pub const EXCERPT_BYTES: usize = 2048;
+
+/// The start of a (redacted) request, for the audit row of a request that was not
+/// authenticated: anyone can send those, so their rows are bounded, with the full size noted.
+pub fn excerpt(redacted: &str, size: usize) -> String {
+    if redacted.len() <= EXCERPT_BYTES {
+        return redacted.to_owned();
+    }
+    let mut end = EXCERPT_BYTES;
+    while !redacted.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({size} bytes)", &redacted[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_are_bounded_at_a_character_boundary() {
+        assert_eq!(excerpt("short", 5), "short");
+        let long = "é".repeat(EXCERPT_BYTES);
+        let cut = excerpt(&long, long.len());
+        assert!(cut.len() <= EXCERPT_BYTES + 32, "{}", cut.len());
+        assert!(cut.ends_with(&format!("… ({} bytes)", long.len())), "{cut}");
+    }
 
     #[test]
     fn masks_nested_sensitive_fields() {

@@ -60,6 +60,7 @@ impl Gateway {
             let e = AppError::Protocol(e.into());
             tracing::info!(check = e.verdict(), "V1 request refused");
             fail_audit(&mut audit, &e, started);
+            audit.request = redact::excerpt(&audit.request, query.len());
             self.record_rejection(&audit, None).await;
             return Gateway::error_answer(key, &e);
         }

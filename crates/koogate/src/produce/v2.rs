@@ -73,6 +73,7 @@ impl Gateway {
                 "V2 request refused"
             );
             fail_audit(&mut audit, &e, started);
+            audit.request = redact::excerpt(&audit.request, body.len());
             self.record_rejection(&audit, None).await;
             return Gateway::error_answer(key, &e);
         }

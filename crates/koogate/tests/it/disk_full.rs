@@ -92,7 +92,10 @@ async fn a_full_disk_loses_nothing_acknowledged_and_writing_resumes() {
             panic!("KOOGATE_REQUIRE_MOUNT is set, but a small disk cannot be mounted: {why}")
         }
         Err(why) => {
-            eprintln!(
+            // Straight to stderr: the test harness hides what a passing test prints.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED disk_full: cannot mount a small tmpfs ({why}); run as root, or set \
                  KOOGATE_REQUIRE_MOUNT=1 to make this a failure"
             );

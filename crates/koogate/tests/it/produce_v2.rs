@@ -559,3 +559,37 @@ async fn a_captured_call_cannot_be_replayed_by_reformatting_it(backend: Backend)
     );
     s.stop().await;
 }
+
+backend_tests!(a_forged_request_is_audited_with_a_bounded_excerpt);
+/// Anyone can send a request that fails authentication: its audit row keeps the first 2 KiB
+/// and the size, not the whole body.
+async fn a_forged_request_is_audited_with_a_bounded_excerpt(backend: Backend) {
+    let db = TestDb::fresh(backend).await;
+    let s = TestServer::start(&db, Options::default()).await;
+    let filler = "x".repeat(30_000);
+    let body = serde_json::json!({"activity": "newInstance", "orderId": filler}).to_string();
+    let ts = common::now_ms().to_string();
+    let sig = koogallery::sign::v2::sign("not-the-key", "n-forged", &ts, body.as_bytes());
+    s.post(
+        &format!("signature={sig}&timestamp={ts}&nonce=n-forged"),
+        &body,
+    )
+    .await
+    .expect("000001");
+    let row = sqlx::query("SELECT request FROM audit_log WHERE verdict = 'unauthenticated'")
+        .fetch_one(&s.db.pool)
+        .await
+        .unwrap();
+    let request: String = sqlx::Row::get(&row, 0);
+    assert!(
+        request.len() < 2200,
+        "{backend:?}: {} bytes kept",
+        request.len()
+    );
+    assert!(
+        request.ends_with(&format!("({} bytes)", body.len())),
+        "{backend:?}: {}",
+        &request[request.len().saturating_sub(40)..]
+    );
+    s.stop().await;
+}

@@ -1409,6 +1409,54 @@ impl Config {
         Ok(FirstStart { generated })
     }
 
+    /// For a database that already holds data: takes the keys from the configuration and the
+    /// data directory, and generates none. A missing key is an error that says what is missing
+    /// and how to restore it: a key generated now would not be the one the data was written
+    /// with (stored credentials could no longer be opened; every KooGallery call would fail
+    /// its signature check).
+    pub fn keep_existing_keys(&mut self) -> anyhow::Result<()> {
+        create_private_dir(&self.data_dir).with_context(|| {
+            format!(
+                "{}: cannot create {}",
+                self.origin(&s::DATA_DIR),
+                self.data_dir.display()
+            )
+        })?;
+        self.read_data_dir()?;
+        let mut missing = Vec::new();
+        if self.data_key.is_none() {
+            missing.push(format!(
+                "the data key ({}, or KOOGATE_DATA_KEY)",
+                self.data_dir.join(DATA_KEY_FILE).display()
+            ));
+        }
+        let interface = [
+            ("basic", self.keys.basic.is_none()),
+            ("kit", self.keys.kit.is_none()),
+            ("license", self.keys.license.is_none()),
+            ("generic", self.keys.generic.is_none()),
+        ];
+        for (name, absent) in interface {
+            if absent {
+                missing.push(format!(
+                    "the {name} key ({}, or its KOOGATE_*_KEY setting)",
+                    self.data_dir.join(KEYS_FILE).display()
+                ));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        bail!(
+            "the database {} already holds instances, orders or webhook endpoints, but {} {} missing. \
+             koogate will not generate new keys for existing data: restore the data directory's key \
+             files from your backup (docs/operations.md, backups), or set the keys you configured before",
+            self.redacted_database_url(),
+            missing.join(" and "),
+            if missing.len() == 1 { "is" } else { "are" }
+        )
+    }
+
     /// Like [`Config::prepare_data_dir`] but read-only: takes the keys already stored in the
     /// data directory and generates nothing (for `koogate check-config`).
     pub fn read_data_dir(&mut self) -> anyhow::Result<()> {

@@ -243,13 +243,24 @@ fn banner(config: &Config, local: std::net::SocketAddr, first: &FirstStart) -> S
 pub async fn serve(args: ServeArgs) -> Result<String> {
     let mut config = Config::load(&args.config)?;
     init_tracing(config.log_format);
-    let first = config.prepare_data_dir()?;
+    // The database first: keys are generated only for a database that holds nothing sealed
+    // with them, never silently for existing data.
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    }
     let db = Db::open(&config.database_url).await.with_context(|| {
         format!(
             "cannot open the database {}",
             config.redacted_database_url()
         )
     })?;
+    let first = if db.holds_sealed_data().await? {
+        config.keep_existing_keys()?;
+        FirstStart::default()
+    } else {
+        config.prepare_data_dir()?
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -159,6 +159,22 @@ impl Db {
         Ok(db)
     }
 
+    /// Whether the database holds anything written with the keys: instances (sealed
+    /// credentials), orders (sealed buyer data), webhook endpoints (sealed secrets).
+    pub async fn holds_sealed_data(&self) -> Result<bool> {
+        let n: i64 = sqlx::Row::try_get(
+            &sqlx::query(
+                "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM instances LIMIT 1) a) \
+                 + (SELECT COUNT(*) FROM (SELECT 1 FROM orders LIMIT 1) b) \
+                 + (SELECT COUNT(*) FROM (SELECT 1 FROM webhook_endpoints LIMIT 1) c)",
+            )
+            .fetch_one(&self.pool)
+            .await?,
+            0,
+        )?;
+        Ok(n > 0)
+    }
+
     /// Closes the pool and the writer: every later statement and commit fails.
     pub async fn close(&self) {
         if let Some(w) = &self.writer {

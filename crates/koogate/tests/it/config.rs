@@ -752,3 +752,46 @@ max_attempts = 3
         assert!(err.contains(expected), "{toml}: {err}");
     }
 }
+
+/// A database that holds data and a data directory whose key files are gone (deleted, or a
+/// new directory): `serve` refuses to start instead of generating new keys, which would leave
+/// every stored credential unreadable and every KooGallery call failing its signature; it
+/// says what is missing and how to restore it, and it has written no new key.
+#[tokio::test]
+async fn serve_refuses_to_generate_keys_for_existing_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let url = format!("sqlite://{}/koogate.db", data.display());
+    let db = koogate::store::Db::open(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO instances (instance_id, create_key, protocol, order_id, state, created_at, updated_at) \
+         VALUES ('i-1', 'v2|O|L', 'saas_v2', 'O', 'active', 0, 0)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    db.close().await;
+
+    let (code, _out, err) = crate::common::koogate_cli(
+        &url,
+        &data,
+        &[("KOOGATE_LISTEN", "127.0.0.1:0")],
+        &["serve"],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("already holds instances"), "{err}");
+    assert!(
+        err.contains("data.key") && err.contains("keys.toml"),
+        "{err}"
+    );
+    assert!(err.contains("restore"), "{err}");
+    assert!(
+        !data.join("data.key").exists(),
+        "a new data key was written"
+    );
+    assert!(
+        !data.join("keys.toml").exists(),
+        "new interface keys were written"
+    );
+}

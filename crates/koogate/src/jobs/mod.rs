@@ -67,9 +67,13 @@ impl From<sqlx::Error> for JobError {
 /// The delay before attempt `n + 1`: 5 s doubling to a ceiling of 30 min (about 3 hours over
 /// [`JOB_MAX_ATTEMPTS`] attempts, KooGallery's own retry horizon).
 pub fn backoff_ms(attempts: i64) -> i64 {
-    let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
-    (5_000i64.saturating_mul(1i64 << exp)).min(30 * 60 * 1000)
+    JOB_BACKOFF.delay_ms(attempts.saturating_add(1))
 }
+
+const JOB_BACKOFF: crate::backoff::Backoff = crate::backoff::Backoff {
+    first_ms: 5_000,
+    max_ms: 30 * 60 * 1000,
+};
 
 /// Runs jobs until `shutdown` turns true.
 pub struct Runner {

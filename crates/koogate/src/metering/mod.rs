@@ -37,10 +37,11 @@ impl Settings {
 
     /// The delay before the next push attempt after `attempts` failed ones.
     pub fn backoff_ms(&self, attempts: i64) -> i64 {
-        let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-        self.retry_first_ms
-            .saturating_mul(2i64.saturating_pow(doublings))
-            .min(self.retry_max_ms)
+        crate::backoff::Backoff {
+            first_ms: self.retry_first_ms,
+            max_ms: self.retry_max_ms,
+        }
+        .delay_ms(attempts)
     }
 }
 

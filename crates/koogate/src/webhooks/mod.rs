@@ -142,11 +142,11 @@ impl Schedule {
     /// What follows a failed attempt number `attempts` (1-based) of an event created at
     /// `created_at`.
     pub fn after_failure(&self, attempts: i64, created_at: i64, now_ms: i64) -> Next {
-        let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 40)).unwrap_or(40);
-        let delay = self
-            .first_retry_ms
-            .saturating_mul(2i64.saturating_pow(doublings))
-            .min(self.max_retry_ms);
+        let delay = crate::backoff::Backoff {
+            first_ms: self.first_retry_ms,
+            max_ms: self.max_retry_ms,
+        }
+        .delay_ms(attempts);
         let at = now_ms.saturating_add(delay);
         if at.saturating_sub(created_at) > self.max_age_ms {
             Next::Failed

@@ -49,10 +49,7 @@ pub async fn record_event(
             at: now_ms,
         },
     );
-    run_in(conn, &unit).await.map_err(|e| match e {
-        AppError::Store(e) => e,
-        other => StoreError::Commit(other.to_string()),
-    })
+    crate::store::uow::run_held(conn, &unit).await
 }
 
 /// Runs a unit inside a transaction the caller holds; a conflict there is [`AppError::Conflict`].
@@ -288,13 +285,8 @@ pub async fn complete_provisioning(
     if !provisioned_in(&mut unit, &inst, seal_app(sealer, app)?, now) {
         return Ok(false);
     }
-    crate::store::uow::run_sqlx(conn, &unit)
-        .await
-        .map(|_| true)
-        .map_err(|e| match e {
-            CommitError::Store(e) => e,
-            CommitError::Conflict(label) => crate::store::StoreError::Commit(label.to_owned()),
-        })
+    crate::store::uow::run_held(conn, &unit).await?;
+    Ok(true)
 }
 
 /// Access information sealed with the data key, as stored.

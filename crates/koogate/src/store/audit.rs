@@ -72,13 +72,7 @@ pub fn insert_in(unit: &mut UnitOfWork, e: &Entry) {
 pub async fn insert(conn: &mut AnyConnection, e: &Entry) -> Result<()> {
     let mut unit = UnitOfWork::new();
     insert_in(&mut unit, e);
-    super::uow::run_sqlx(conn, &unit)
-        .await
-        .map(drop)
-        .map_err(|e| match e {
-            super::uow::CommitError::Store(e) => e,
-            super::uow::CommitError::Conflict(label) => super::StoreError::Commit(label.to_owned()),
-        })
+    super::uow::run_held(conn, &unit).await
 }
 
 /// Rewrites the outcome of an audited call (a V1 `newInstance` provisioned by the merchant's

@@ -80,13 +80,7 @@ pub async fn save(
 ) -> Result<()> {
     let mut unit = UnitOfWork::new();
     save_in(&mut unit, order, buyer_sealed, now_ms);
-    super::uow::run_sqlx(conn, &unit)
-        .await
-        .map(drop)
-        .map_err(|e| match e {
-            super::uow::CommitError::Store(e) => e,
-            super::uow::CommitError::Conflict(label) => super::StoreError::Commit(label.to_owned()),
-        })
+    super::uow::run_held(conn, &unit).await
 }
 
 /// Whether an order has been stored.

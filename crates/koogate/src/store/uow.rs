@@ -190,6 +190,18 @@ pub async fn run_sqlx(
     Ok(counts)
 }
 
+/// [`run_sqlx`] for a unit without expectations of its own, inside a transaction the caller
+/// holds: a conflict there (there should be none) is a store error naming it.
+pub async fn run_held(conn: &mut sqlx::AnyConnection, unit: &UnitOfWork) -> Result<(), StoreError> {
+    match run_sqlx(conn, unit).await {
+        Ok(_) => Ok(()),
+        Err(CommitError::Store(e)) => Err(e),
+        Err(CommitError::Conflict(label)) => {
+            Err(StoreError::Commit(format!("unexpected conflict: {label}")))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

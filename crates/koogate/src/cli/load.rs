@@ -25,6 +25,7 @@
 //! 127.0.0.1; every loop is bounded by the duration, and requests still in flight at the end are
 //! awaited for at most [`REQUEST_TIMEOUT`] plus a second.
 
+use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -320,9 +321,18 @@ fn v1_request(base: &str, key: &str, params: Vec<(String, String)>) -> Request {
 }
 
 fn new_instance_body(order_id: &str, business_id: &str) -> String {
-    format!(
-        r#"{{"activity":"newInstance","businessId":"{business_id}","orderId":"{order_id}","orderLineId":"{order_id}-000001"}}"#
-    )
+    json!({
+        "activity": "newInstance",
+        "businessId": business_id,
+        "orderId": order_id,
+        "orderLineId": format!("{order_id}-000001"),
+    })
+    .to_string()
+}
+
+/// A `queryInstance` of one id, or of several joined with commas.
+fn query_body(instance_id: &str) -> String {
+    json!({"activity": "queryInstance", "instanceId": instance_id}).to_string()
 }
 
 /// What came back.
@@ -479,14 +489,19 @@ impl Worker {
             Kind::New => new_instance_body(&format!("{tag}N"), &format!("{tag}B")),
             Kind::Query => {
                 let (_, id) = self.next_instance();
-                format!(r#"{{"activity":"queryInstance","instanceId":"{id}"}}"#)
+                query_body(&id)
             }
             Kind::Refresh => {
                 let (_, id) = self.next_instance();
-                format!(
-                    r#"{{"activity":"refreshInstance","expireTime":"{}","instanceId":"{id}","orderId":"{tag}R","orderLineId":"{tag}R-000001","scene":"RENEWAL"}}"#,
-                    self.expire_time
-                )
+                json!({
+                    "activity": "refreshInstance",
+                    "expireTime": self.expire_time,
+                    "instanceId": id,
+                    "orderId": format!("{tag}R"),
+                    "orderLineId": format!("{tag}R-000001"),
+                    "scene": "RENEWAL",
+                })
+                .to_string()
             }
             Kind::Update => {
                 let (i, id) = self.next_instance();
@@ -497,27 +512,42 @@ impl Worker {
                     }
                     None => "FREEZE",
                 };
-                format!(
-                    r#"{{"activity":"updateInstanceStatus","instanceId":"{id}","status":"{status}"}}"#
-                )
+                json!({"activity": "updateInstanceStatus", "instanceId": id, "status": status})
+                    .to_string()
             }
             Kind::Release => {
                 let (_, id) = self.next_instance();
-                format!(
-                    r#"{{"activity":"releaseInstance","instanceId":"{id}","orderId":"{tag}U","orderLineId":"{tag}U-000001"}}"#
-                )
+                json!({
+                    "activity": "releaseInstance",
+                    "instanceId": id,
+                    "orderId": format!("{tag}U"),
+                    "orderLineId": format!("{tag}U-000001"),
+                })
+                .to_string()
             }
             Kind::Upgrade => {
                 let (_, id) = self.next_instance();
-                format!(
-                    r#"{{"activity":"upgradeInstance","instanceId":"{id}","orderId":"{tag}G","orderLineId":"{tag}G-000001"}}"#
-                )
+                json!({
+                    "activity": "upgradeInstance",
+                    "instanceId": id,
+                    "orderId": format!("{tag}G"),
+                    "orderLineId": format!("{tag}G-000001"),
+                })
+                .to_string()
             }
             Kind::ChangeCheck => {
                 let (_, id) = self.next_instance();
-                format!(
-                    r#"{{"activity":"changeInstanceCheck","instanceId":"{id}","productInfo":{{"productId":"LOAD-P2","skuCode":"LOAD-S2","linearValue":20,"productName":"Pro"}}}}"#
-                )
+                json!({
+                    "activity": "changeInstanceCheck",
+                    "instanceId": id,
+                    "productInfo": {
+                        "productId": "LOAD-P2",
+                        "skuCode": "LOAD-S2",
+                        "linearValue": 20,
+                        "productName": "Pro",
+                    },
+                })
+                .to_string()
             }
             Kind::V1Query => {
                 let (_, id) = self.next_instance();
@@ -853,10 +883,7 @@ async fn warm_up_share(
     while !pending.is_empty() && Instant::now() < deadline {
         let mut still = Vec::new();
         for batch in pending {
-            let body = format!(
-                r#"{{"activity":"queryInstance","instanceId":"{}"}}"#,
-                batch.join(",")
-            );
+            let body = query_body(&batch.join(","));
             let ready = match send(&client, v2_request(&url, &key, body)).await {
                 Outcome::Answer { status, body, .. } => {
                     (200..300).contains(&status) && result_code(&body).0 == "000000"
@@ -902,10 +929,7 @@ struct QueryInfo {
 }
 
 async fn check_ids(client: &reqwest::Client, url: &str, key: &str, ids: &[String]) -> Check {
-    let body = format!(
-        r#"{{"activity":"queryInstance","instanceId":"{}"}}"#,
-        ids.join(",")
-    );
+    let body = query_body(&ids.join(","));
     let Outcome::Answer { status, body, .. } = send(client, v2_request(url, key, body)).await
     else {
         return Check::Failed;

@@ -4,6 +4,7 @@
 use crate::common::{
     self, BASIC_KEY, Backend, GENERIC_KEY, Options, TestDb, TestServer, backend_tests,
 };
+use serde_json::json;
 
 fn new_instance(order: &str, business: &str) -> String {
     format!(
@@ -418,22 +419,28 @@ async fn racing_commands_on_one_instance_form_one_chain(backend: Backend) {
     let mut calls = Vec::new();
     for i in 0..40 {
         let body = match i % 5 {
-            0 => format!(
-                r#"{{"activity":"updateInstanceStatus","instanceId":"{id}","status":"FREEZE"}}"#
-            ),
-            1 => format!(
-                r#"{{"activity":"updateInstanceStatus","instanceId":"{id}","status":"UNFREEZE"}}"#
-            ),
-            2 => format!(
-                r#"{{"activity":"refreshInstance","expireTime":"2030112402{:04}256","instanceId":"{id}","orderId":"CS-R{i}","orderLineId":"CS-R{i}-000001","scene":"RENEWAL"}}"#,
-                i
-            ),
-            3 => format!(
-                r#"{{"activity":"upgradeInstance","instanceId":"{id}","orderId":"CS-U{i}","orderLineId":"CS-U{i}-000001"}}"#
-            ),
-            _ if i == 24 => format!(r#"{{"activity":"releaseInstance","instanceId":"{id}"}}"#),
-            _ => format!(r#"{{"activity":"queryInstance","instanceId":"{id}"}}"#),
-        };
+            0 => json!({"activity": "updateInstanceStatus", "instanceId": id, "status": "FREEZE"}),
+            1 => {
+                json!({"activity": "updateInstanceStatus", "instanceId": id, "status": "UNFREEZE"})
+            }
+            2 => json!({
+                "activity": "refreshInstance",
+                "expireTime": format!("2030112402{i:04}256"),
+                "instanceId": id,
+                "orderId": format!("CS-R{i}"),
+                "orderLineId": format!("CS-R{i}-000001"),
+                "scene": "RENEWAL",
+            }),
+            3 => json!({
+                "activity": "upgradeInstance",
+                "instanceId": id,
+                "orderId": format!("CS-U{i}"),
+                "orderLineId": format!("CS-U{i}-000001"),
+            }),
+            _ if i == 24 => json!({"activity": "releaseInstance", "instanceId": id}),
+            _ => json!({"activity": "queryInstance", "instanceId": id}),
+        }
+        .to_string();
         let base = s.base.clone();
         calls.push(tokio::spawn(async move {
             let r = common::call_v2(&base, BASIC_KEY, &body).await;
@@ -502,8 +509,8 @@ async fn a_captured_call_cannot_be_replayed_by_reformatting_it(backend: Backend)
     let db = TestDb::fresh(backend).await;
     let s = TestServer::start(&db, Options::default()).await;
     let id = provisioned(&s, "CS-REPLAY").await;
-    let body =
-        format!(r#"{{"activity":"updateInstanceStatus","instanceId":"{id}","status":"FREEZE"}}"#);
+    let body = json!({"activity": "updateInstanceStatus", "instanceId": id, "status": "FREEZE"})
+        .to_string();
     let ts = common::now_ms().to_string();
     let nonce = "5f2b9c7e0";
     let sig = koogallery::sign::v2::sign(BASIC_KEY, nonce, &ts, body.as_bytes());
@@ -541,9 +548,10 @@ async fn a_captured_call_cannot_be_replayed_by_reformatting_it(backend: Backend)
     .await
     .expect("000002");
     // Unfrozen in between, the captured freeze still cannot be applied again.
-    s.v2(&format!(
-        r#"{{"activity":"updateInstanceStatus","instanceId":"{id}","status":"UNFREEZE"}}"#
-    ))
+    s.v2(
+        &json!({"activity": "updateInstanceStatus", "instanceId": id, "status": "UNFREEZE"})
+            .to_string(),
+    )
     .await
     .expect("000000");
     s.post(

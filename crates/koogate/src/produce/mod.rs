@@ -55,21 +55,22 @@ impl Gateway {
         self.clock.now_ms()
     }
 
-    /// Writes the audit row of a rejected call, with the nonce if it was authenticated, in a
-    /// transaction of its own. A failure here is logged: the caller's answer stands.
-    async fn record_rejection(&self, audit: &Entry, nonce: Option<(&str, &str, i64)>) {
-        let result: Result<(), AppError> = async {
-            let mut tx = self.db.begin().await?;
-            if let Some((scope, nonce, expires_at)) = nonce {
-                nonces::remember(&mut tx, scope, nonce, audit.at, expires_at).await?;
-            }
-            audit::insert(&mut tx, audit).await?;
-            tx.commit().await?;
-            Ok(())
+    /// Writes the audit row of a rejected call, with the nonce if it was authenticated, as a
+    /// unit of its own. Returns false, having written nothing, when the nonce was remembered
+    /// already (a replay); any other failure is logged: the caller's answer stands.
+    async fn record_rejection(&self, audit: &Entry, nonce: Option<(&str, &str, i64)>) -> bool {
+        let mut unit = UnitOfWork::new();
+        if let Some((scope, nonce, expires_at)) = nonce {
+            nonces::remember_in(&mut unit, scope, nonce, audit.at, expires_at);
         }
-        .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, activity = audit.activity.as_deref().unwrap_or("-"), "cannot write the audit row of a rejected call");
+        audit::insert_in(&mut unit, audit);
+        match self.db.commit(unit).await {
+            Err(CommitError::Conflict("nonce")) => false,
+            Err(e) => {
+                tracing::error!(error = %e, activity = audit.activity.as_deref().unwrap_or("-"), "cannot write the audit row of a rejected call");
+                true
+            }
+            Ok(()) => true,
         }
     }
 
@@ -80,24 +81,17 @@ impl Gateway {
         &self,
         audit: &mut Entry,
         e: AppError,
-        (scope, nonce, expires_at): (&str, &str, i64),
+        nonce: (&str, &str, i64),
         started: Instant,
     ) -> AppError {
         let e = if matches!(e, AppError::Replayed) {
             e
         } else {
             fail_audit(audit, &e, started);
-            let mut unit = UnitOfWork::new();
-            nonces::remember_in(&mut unit, scope, nonce, audit.at, expires_at);
-            audit::insert_in(&mut unit, audit);
-            match self.db.commit(unit).await {
-                Ok(()) => return e,
-                Err(CommitError::Conflict("nonce")) => AppError::Replayed,
-                Err(other) => {
-                    tracing::error!(error = %other, activity = audit.activity.as_deref().unwrap_or("-"), "cannot write the audit row of a rejected call");
-                    return e;
-                }
+            if self.record_rejection(audit, Some(nonce)).await {
+                return e;
             }
+            AppError::Replayed
         };
         fail_audit(audit, &e, started);
         self.record_rejection(audit, None).await;
@@ -193,7 +187,7 @@ impl Gateway {
         &self,
         nonce: (&str, &str, i64),
         signature: Option<&str>,
-        mut unit: UnitOfWork,
+        unit: UnitOfWork,
         audit: &mut Entry,
         code: ResultCode,
         started: Instant,
@@ -205,7 +199,7 @@ impl Gateway {
             let signature = signature.to_ascii_lowercase();
             nonces::remember_in(&mut all, "signature", &signature, now, nonce.2);
         }
-        all.extend(std::mem::take(&mut unit));
+        all.extend(unit);
         finish_audit(audit, code, started);
         audit::insert_in(&mut all, audit);
         let wakes = all.enqueues_jobs;

@@ -214,24 +214,6 @@ pub async fn set_state(
     Ok(done.rows_affected() == 1)
 }
 
-/// A new absolute expiry (renewal, renewal refund, trial conversion); `trial` cleared on conversion.
-pub async fn set_expiry(
-    conn: &mut AnyConnection,
-    instance_id: &str,
-    expire_at: i64,
-    trial: Option<bool>,
-    now_ms: i64,
-) -> Result<()> {
-    sqlx::query("UPDATE instances SET expire_at = $1, trial = COALESCE($2, trial), updated_at = $3, version = version + 1 WHERE instance_id = $4")
-        .bind(expire_at)
-        .bind(trial.map(i64::from))
-        .bind(now_ms)
-        .bind(instance_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Order data learnt after creation (from the query-order API) or a new specification (upgrade).
 #[derive(Debug, Clone, Default)]
 pub struct OrderData {
@@ -486,33 +468,4 @@ pub async fn events(conn: &mut AnyConnection, instance_id: &str) -> Result<Vec<E
             })
         })
         .collect()
-}
-
-/// Marks `(order_id, activity)` as applied to an instance. Returns the instance it was first
-/// applied to: this one on the first call, the original one on a repeat.
-pub async fn apply_order_once(
-    conn: &mut AnyConnection,
-    order_id: &str,
-    activity: &str,
-    instance_id: &str,
-    now_ms: i64,
-) -> Result<(String, bool)> {
-    let done = sqlx::query(
-        "INSERT INTO applied_orders (order_id, activity, instance_id, applied_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (order_id, activity) DO NOTHING",
-    )
-    .bind(order_id)
-    .bind(activity)
-    .bind(instance_id)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?;
-    let first: String =
-        sqlx::query("SELECT instance_id FROM applied_orders WHERE order_id = $1 AND activity = $2")
-            .bind(order_id)
-            .bind(activity)
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get("instance_id")?;
-    Ok((first, done.rows_affected() == 1))
 }

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::uow::UnitOfWork;
-use super::{Backend, Db, Result, new_id};
+use super::{Db, Result, new_id};
 
 /// A claimed job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,28 +92,6 @@ fn job_from_row(row: &AnyRow) -> Result<Job> {
         attempts: row.try_get("attempts")?,
         max_attempts: row.try_get("max_attempts")?,
     })
-}
-
-/// Claims the oldest due job whose lease is free, for `lease_ms`. On PostgreSQL concurrent
-/// workers skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite has one writer.
-pub async fn claim(db: &Db, worker: &str, now_ms: i64, lease_ms: i64) -> Result<Option<Job>> {
-    let lock = match db.backend {
-        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "",
-    };
-    let sql = format!(
-        "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
-         WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $3 \
-                     AND (locked_until IS NULL OR locked_until < $3) ORDER BY run_at, id LIMIT 1{lock}) \
-         RETURNING id, kind, payload, attempts, max_attempts"
-    );
-    let row = sqlx::query(&sql)
-        .bind(worker)
-        .bind(now_ms + lease_ms)
-        .bind(now_ms)
-        .fetch_optional(&db.pool)
-        .await?;
-    row.as_ref().map(job_from_row).transpose()
 }
 
 /// Claims up to `limit` of the oldest due jobs whose lease is free, for `lease_ms`, in one unit

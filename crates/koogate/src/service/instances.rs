@@ -11,7 +11,7 @@ use koogallery::ResultCode;
 use koogallery::model::saas_v2::AppInfo;
 use sqlx::AnyConnection;
 
-use crate::domain::instance::{self, Command, State};
+use crate::domain::instance::{self, Command, State, Transition};
 use crate::error::AppError;
 use crate::seal::Sealer;
 use crate::store::StoreError;
@@ -74,18 +74,39 @@ pub fn transition_in(
     now: i64,
 ) -> Result<(), AppError> {
     let t = instance::apply(inst.state, command)?;
-    if !t.changed {
-        return Ok(());
+    if t.changed {
+        command_in(
+            unit,
+            inst,
+            command,
+            &t,
+            Change::default(),
+            order_id,
+            None,
+            now,
+        );
     }
-    store::change_in(
-        unit,
-        inst,
-        &Change {
-            state: Some(t.to),
-            ..Change::default()
-        },
-        now,
-    );
+    Ok(())
+}
+
+/// A command decided on `inst` as read: the change of the instance, with the state the
+/// command leads to, guarded by the version read, and its history entry.
+#[allow(clippy::too_many_arguments)]
+fn command_in(
+    unit: &mut UnitOfWork,
+    inst: &Instance,
+    command: Command,
+    t: &Transition,
+    change: Change,
+    order_id: Option<&str>,
+    detail: Option<&str>,
+    now: i64,
+) {
+    let change = Change {
+        state: Some(t.to),
+        ..change
+    };
+    store::change_in(unit, inst, &change, now);
     record_in(
         unit,
         &NewEvent {
@@ -94,11 +115,33 @@ pub fn transition_in(
             from: Some(t.from),
             to: t.to,
             order_id,
-            detail: None,
+            detail,
             at: now,
         },
     );
-    Ok(())
+}
+
+/// A command an order carries (renewal, upgrade), applied once per `(order_id, activity)`.
+/// Returns false, planning nothing, for an order applied already.
+#[allow(clippy::too_many_arguments)]
+async fn once_per_order(
+    conn: &mut AnyConnection,
+    unit: &mut UnitOfWork,
+    inst: &Instance,
+    command: Command,
+    activity: &str,
+    order_id: &str,
+    change: Change,
+    detail: Option<&str>,
+    now: i64,
+) -> Result<bool, AppError> {
+    let t = instance::apply(inst.state, command)?;
+    if store::order_applied(conn, order_id, activity).await? {
+        return Ok(false);
+    }
+    store::apply_order_once_in(unit, order_id, activity, &inst.instance_id, now);
+    command_in(unit, inst, command, &t, change, Some(order_id), detail, now);
+    Ok(true)
 }
 
 /// Reads an instance and plans a state command on it.
@@ -128,27 +171,19 @@ pub fn provisioned_in(
     if !t.changed {
         return false;
     }
-    store::change_in(
+    let change = Change {
+        app_info: Some(sealed_app),
+        ..Change::default()
+    };
+    command_in(
         unit,
         inst,
-        &Change {
-            state: Some(t.to),
-            app_info: Some(sealed_app),
-            ..Change::default()
-        },
+        Command::Provisioned,
+        &t,
+        change,
+        None,
+        None,
         now,
-    );
-    record_in(
-        unit,
-        &NewEvent {
-            instance_id: &inst.instance_id,
-            kind: Command::Provisioned.event_kind(),
-            from: Some(t.from),
-            to: t.to,
-            order_id: None,
-            detail: None,
-            at: now,
-        },
     );
     true
 }
@@ -180,35 +215,25 @@ pub async fn renew(
             e.to_string(),
         ))
     })?;
-    let t = instance::apply(inst.state, Command::Renew)?;
-    if store::order_applied(conn, r.order_id, "refreshInstance").await? {
-        return Ok((inst, false));
-    }
-    store::apply_order_once_in(unit, r.order_id, "refreshInstance", r.instance_id, now);
-    store::change_in(
+    let change = Change {
+        expire_at: Some(koogallery::time::epoch_millis(expire_at)),
+        trial: r.trial_to_formal.then_some(false),
+        product_id: r.product_id.map(str::to_owned),
+        ..Change::default()
+    };
+    let applied = once_per_order(
+        conn,
         unit,
         &inst,
-        &Change {
-            expire_at: Some(koogallery::time::epoch_millis(expire_at)),
-            trial: r.trial_to_formal.then_some(false),
-            product_id: r.product_id.map(str::to_owned),
-            ..Change::default()
-        },
+        Command::Renew,
+        "refreshInstance",
+        r.order_id,
+        change,
+        Some(&r.detail),
         now,
-    );
-    record_in(
-        unit,
-        &NewEvent {
-            instance_id: r.instance_id,
-            kind: Command::Renew.event_kind(),
-            from: Some(t.from),
-            to: t.to,
-            order_id: Some(r.order_id),
-            detail: Some(&r.detail),
-            at: now,
-        },
-    );
-    Ok((inst, true))
+    )
+    .await?;
+    Ok((inst, applied))
 }
 
 /// An upgrade (saas.md §5.6), applied once per order id. Returns whether the order is new.
@@ -248,25 +273,18 @@ pub async fn upgrade_with(
     now: i64,
 ) -> Result<bool, AppError> {
     let inst = load(conn, instance_id).await?;
-    let t = instance::apply(inst.state, Command::Upgrade)?;
-    if store::order_applied(conn, order_id, activity).await? {
-        return Ok(false);
-    }
-    store::apply_order_once_in(unit, order_id, activity, instance_id, now);
-    store::change_in(unit, &inst, &spec, now);
-    record_in(
+    once_per_order(
+        conn,
         unit,
-        &NewEvent {
-            instance_id,
-            kind: Command::Upgrade.event_kind(),
-            from: Some(t.from),
-            to: t.to,
-            order_id: Some(order_id),
-            detail,
-            at: now,
-        },
-    );
-    Ok(true)
+        &inst,
+        Command::Upgrade,
+        activity,
+        order_id,
+        spec,
+        detail,
+        now,
+    )
+    .await
 }
 
 /// Makes a provisioning instance active with its access information (sealed), recording the

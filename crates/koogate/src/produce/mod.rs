@@ -24,7 +24,7 @@ pub use crate::jobs::JobPayload;
 use crate::store::audit::Entry;
 use crate::store::instances::Instance;
 use crate::store::uow::{CommitError, UnitOfWork};
-use crate::store::{audit, instances, jobs, nonces};
+use crate::store::{audit, jobs, nonces};
 
 /// A response ready for the wire: the exact body bytes and their `Body-Sign` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,13 +226,6 @@ impl Gateway {
             )),
             State::Active | State::Frozen | State::Released => Ok(ResultCode::Success),
         }
-    }
-
-    /// Loads an instance or answers `000003`.
-    async fn instance(conn: &mut AnyConnection, id: &str) -> Result<Instance, AppError> {
-        instances::get(conn, id)
-            .await?
-            .ok_or_else(|| AppError::NotFound(id.to_owned()))
     }
 
     /// Finishes a successful call: audit row, commit, wake workers.

@@ -138,7 +138,7 @@ impl Gateway {
         let instance_id = answer.instance_id.clone();
         let inst = {
             let mut conn = self.db.pool.acquire().await?;
-            Gateway::instance(&mut conn, &instance_id).await?
+            service::load(&mut conn, &instance_id).await?
         };
         let Some(rule) =
             self.external_provisioner(inst.product_id.as_deref(), inst.sku_code.as_deref())
@@ -158,7 +158,7 @@ impl Gateway {
                     now,
                 )
                 .await?;
-                let inst = Gateway::instance(&mut tx, &instance_id).await?;
+                let inst = service::load(&mut tx, &instance_id).await?;
                 self.v1_new_reply(&inst)
             }
             Ok(Outcome::Accepted) => Ok(reply),

@@ -495,7 +495,7 @@ impl Gateway {
         }
         let line = line_key(&r.order_id, &r.order_line_id);
         let id = store_instances::claim_key(conn, &line, &owner, now).await?;
-        Ok((Gateway::instance(conn, &id).await?, false))
+        Ok((service::load(conn, &id).await?, false))
     }
 
     /// Reads the order of a `newInstance` body, bounded by [`INLINE_ORDER_READ`].
